@@ -1,0 +1,71 @@
+package executor
+
+import (
+	"fmt"
+	"time"
+)
+
+// Mode selects how CAs are installed into a container's root.
+type Mode string
+
+const (
+	// ModeAuto uses the fast path for layouts modelled exactly, the distro's
+	// tool in a sibling container otherwise.
+	ModeAuto Mode = "auto"
+	// ModeCommand always runs the distro's tool in a sibling container.
+	ModeCommand Mode = "command"
+	// ModeFast never starts a sibling container; layouts the fast path does
+	// not model get the generic bundle.
+	ModeFast Mode = "fast"
+	// ModeOff disables injection: Wrap passes every call through.
+	ModeOff Mode = "off"
+)
+
+// ParseMode parses a mode name; the empty string means ModeAuto.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case "":
+		return ModeAuto, nil
+	case ModeAuto, ModeCommand, ModeFast, ModeOff:
+		return m, nil
+	}
+	return "", fmt.Errorf("unknown cacerts mode %q (want auto, command, fast or off)", s)
+}
+
+// Default timeouts.
+const (
+	DefaultSiblingTimeout = 60 * time.Second
+	DefaultRevertTimeout  = 2 * time.Minute
+)
+
+// OptOutEnv is the variable that, set to "off" in a process's environment,
+// turns injection off for that exec (RUN --env, ENV).
+const OptOutEnv = "BUILDKIT_CACERTS"
+
+// Options configures Wrap.
+type Options struct {
+	// Mode selects the install path; empty means ModeAuto.
+	Mode Mode
+	// Strict fails an exec whose install failed instead of running it
+	// without the CAs.
+	Strict bool
+	// SiblingTimeout bounds one run of the distro's tool in a sibling
+	// container; zero means DefaultSiblingTimeout.
+	SiblingTimeout time.Duration
+	// RevertTimeout bounds the revert after the process exits; zero means
+	// DefaultRevertTimeout. Revert runs even when the exec's context is done.
+	RevertTimeout time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Mode == "" {
+		o.Mode = ModeAuto
+	}
+	if o.SiblingTimeout <= 0 {
+		o.SiblingTimeout = DefaultSiblingTimeout
+	}
+	if o.RevertTimeout <= 0 {
+		o.RevertTimeout = DefaultRevertTimeout
+	}
+	return o
+}
