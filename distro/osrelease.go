@@ -15,8 +15,8 @@ import (
 // It never fails: invalid lines — a key that is not [A-Za-z_][A-Za-z0-9_]*,
 // no `=`, an unterminated quote, a trailing lone backslash, a quoted value
 // spanning lines — are skipped, as the specification asks of readers. A key
-// given twice keeps its last value. Leading and trailing blanks of a line and
-// trailing blanks of an unquoted value are dropped. Values are returned as
+// given twice keeps its last value. Blanks at the start of a line, and
+// unescaped blanks at its end outside quotes, are dropped. Values are returned as
 // they are, without UTF-8 validation: they are image-controlled text.
 func ParseOSRelease(data []byte) map[string]string {
 	fields := make(map[string]string)
@@ -33,7 +33,7 @@ func ParseOSRelease(data []byte) map[string]string {
 
 // parseLine parses one line; ok is false for blank, comment and invalid lines.
 func parseLine(line []byte) (key, val string, ok bool) {
-	line = bytes.TrimFunc(line, isBlank)
+	line = bytes.TrimLeftFunc(line, isBlank)
 	if len(line) == 0 || line[0] == '#' || line[0] == ';' {
 		return "", "", false
 	}
@@ -48,8 +48,8 @@ func parseLine(line []byte) (key, val string, ok bool) {
 	return string(k), val, true
 }
 
-// isBlank reports the characters trimmed around a line (CR for files written
-// on other systems).
+// isBlank reports the characters dropped at the start and (unquoted) end of
+// a line; CR is one, for files written with CRLF line ends.
 func isBlank(r rune) bool { return r == ' ' || r == '\t' || r == '\r' || r == '\v' || r == '\f' }
 
 // validKey reports whether k is a shell variable name.
