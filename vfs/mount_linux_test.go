@@ -1,0 +1,154 @@
+package vfs
+
+import (
+	"errors"
+	"io/fs"
+	"testing"
+	"testing/fstest"
+
+	"github.com/containerd/containerd/v2/core/mount"
+
+	"github.com/buildkit-cacerts/buildkit-cacerts/internal/treespec"
+)
+
+// mountedFS builds a root with nested binds, a file bind, a read-only
+// three-layer overlay (user.overlay xattrs), a tmpfs and a destination
+// behind a symlink.
+func mountedFS(t *testing.T, opts []Option) (*FS, *sandbox) {
+	sb := newSandbox(t,
+		"file etc/ssl/certs/ca-certificates.crt ROOT BUNDLE",
+		"symlink etc/ssl/cert.pem -> certs/ca-certificates.crt",
+		"dir mnt/a",
+		"dir mnt/linked-target",
+		"symlink mnt/link -> /mnt/linked-target",
+		"file etc/resolv.conf root-resolv",
+		"dir from",
+		"dir dev/shm",
+		"dir data",
+	)
+	a := sb.path("a")
+	treespec.Build(t, a, "file a.txt A", "dir nested", "symlink up -> ../../etc", "symlink abs -> /etc/ssl")
+	nested := sb.path("nested")
+	treespec.Build(t, nested, "file n.txt N")
+	linked := sb.path("linked")
+	treespec.Build(t, linked, "file l.txt L")
+	resolv := sb.path("resolv.conf")
+	treespec.Build(t, sb.dir, "file resolv.conf nameserver 10.0.0.1")
+	layers := treespec.Layers(t, sb.path("layers"),
+		[]string{"file base.txt base", "file gone.txt gone", "dir d", "file d/old base-d", "dir o", "file o/hidden hidden", "file sub/x x"},
+		[]string{"file mid.txt mid", "whiteout gone.txt", "file d/new mid-d", "opaque o user", "file o/visible v"},
+		[]string{"file top.txt top", "file base.txt overridden"},
+	)
+	sel := sb.path("sel")
+	treespec.Build(t, sel, "file inner/s.txt S", "symlink inner/back -> ../../../..")
+	fsys := mustNew(t, bindSpec("/", sb.root, false), []Spec{
+		bindSpec("/mnt/a", a, false),
+		bindSpec("/mnt/a/nested", nested, true),
+		bindSpec("/mnt/link", linked, false),
+		bindSpec("/etc/resolv.conf", resolv, true),
+		lowerSpec("/from", true, layers[2], layers[1], layers[0]),
+		{Dest: "/dev/shm", Mounts: []mount.Mount{{Type: "tmpfs", Source: "shm"}}},
+		{Dest: "/data", Mounts: []mount.Mount{{Type: "bind", Source: sel}}, Selector: "inner"},
+	}, opts...)
+	return fsys, sb
+}
+
+func TestMounts(t *testing.T) {
+	modes(t, func(t *testing.T, opts []Option) {
+		fsys, _ := mountedFS(t, opts)
+		read := func(p string) string {
+			b, err := fsys.ReadFileLimit(p, 1<<20)
+			if err != nil {
+				return "ERR " + err.Error()
+			}
+			return string(b)
+		}
+		for p, want := range map[string]string{
+			"/mnt/a/a.txt":                            "A",
+			"/mnt/a/nested/n.txt":                     "N",
+			"/mnt/linked-target/l.txt":                "L",
+			"/mnt/link/l.txt":                         "L",
+			"/etc/resolv.conf":                        "nameserver 10.0.0.1",
+			"/from/base.txt":                          "overridden",
+			"/from/mid.txt":                           "mid",
+			"/from/top.txt":                           "top",
+			"/from/d/old":                             "base-d",
+			"/from/d/new":                             "mid-d",
+			"/from/o/visible":                         "v",
+			"/from/sub/x":                             "x",
+			"/data/s.txt":                             "S",
+			"/mnt/a/up/ssl/cert.pem":                  "ROOT BUNDLE",
+			"/mnt/a/abs/cert.pem":                     "ROOT BUNDLE",
+			"/mnt/a/nested/../../../etc/ssl/cert.pem": "ROOT BUNDLE",
+			"/data/back/etc/resolv.conf":              "nameserver 10.0.0.1",
+		} {
+			if got := read(p); got != want {
+				t.Errorf("read %s = %q, want %q", p, got, want)
+			}
+		}
+		for _, p := range []string{"/from/gone.txt", "/from/o/hidden"} {
+			if _, err := fsys.ReadFileLimit(p, 100); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("%s: %v, want not exist", p, err)
+			}
+		}
+		if _, err := fsys.ReadFileLimit("/dev/shm/x", 100); !errors.Is(err, ErrOpaqueMount) {
+			t.Errorf("tmpfs: %v", err)
+		}
+		var ome *OpaqueMountError
+		if _, err := fsys.Stat("dev/shm"); !errors.As(err, &ome) || ome.Mount.Type != "tmpfs" {
+			t.Errorf("tmpfs stat: %v", err)
+		}
+		if p, m, err := fsys.EvalSymlinks("/mnt/link/l.txt"); err != nil || p != "/mnt/linked-target/l.txt" || m.Dest != "/mnt/linked-target" || m.IsRoot() {
+			t.Errorf("EvalSymlinks = %q %+v %v", p, m, err)
+		}
+		if p, m, err := fsys.EvalSymlinks("/mnt/a/up/ssl"); err != nil || p != "/etc/ssl" || !m.IsRoot() {
+			t.Errorf("EvalSymlinks .. across mount = %q %+v %v", p, m, err)
+		}
+		for _, p := range []string{"/mnt/a/new", "/mnt/a/nested/new", "/from/new", "/etc/resolv.conf", "/data/new", "/dev/shm/x"} {
+			if err := fsys.WriteFile(p, []byte("x"), 0o644); err == nil {
+				t.Errorf("WriteFile(%s) allowed outside the root mount", p)
+			}
+		}
+		if err := fsys.WriteFile("/mnt/a/up/ssl/new", []byte("x"), 0o644); err != nil {
+			t.Errorf("WriteFile back into the root through ..: %v", err)
+		}
+		if err := fsys.WriteFile("/from/o/visible", []byte("x"), 0o644); !errors.Is(err, ErrNotRootMount) {
+			t.Errorf("WriteFile into overlay: %v", err)
+		}
+		if err := fsys.Remove("/mnt/a/a.txt"); !errors.Is(err, ErrNotRootMount) {
+			t.Errorf("Remove in bind: %v", err)
+		}
+		es, err := fsys.ReadDir("from")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range es {
+			names = append(names, e.Name())
+		}
+		if got := joinColon(names); got != "base.txt:d:mid.txt:o:sub:top.txt" {
+			t.Errorf("overlay readdir = %s", got)
+		}
+	})
+}
+
+func TestFSTest(t *testing.T) {
+	modes(t, func(t *testing.T, opts []Option) {
+		fsys, _ := mountedFS(t, opts)
+		sub, err := fs.Sub(fsys, "mnt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := fstest.TestFS(sub, "a/a.txt", "a/nested/n.txt", "linked-target/l.txt"); err != nil {
+			t.Error(err)
+		}
+		from, _ := fs.Sub(fsys, "from")
+		if err := fstest.TestFS(from, "base.txt", "mid.txt", "top.txt", "d/old", "d/new", "o/visible", "sub/x"); err != nil {
+			t.Error(err)
+		}
+		etc, _ := fs.Sub(fsys, "etc")
+		if err := fstest.TestFS(etc, "resolv.conf", "ssl/certs/ca-certificates.crt", "ssl/cert.pem"); err != nil {
+			t.Error(err)
+		}
+	})
+}

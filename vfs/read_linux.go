@@ -1,0 +1,382 @@
+package vfs
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"syscall"
+)
+
+var (
+	_ fs.FS         = (*FS)(nil)
+	_ fs.StatFS     = (*FS)(nil)
+	_ fs.ReadDirFS  = (*FS)(nil)
+	_ fs.ReadFileFS = (*FS)(nil)
+	_ fs.ReadLinkFS = (*FS)(nil)
+)
+
+func pathErr(op, p string, err error) error {
+	return &fs.PathError{Op: op, Path: p, Err: err}
+}
+
+// resolve walks unsafePath from the container's root and returns the
+// result frame; the caller closes it with f.n.close().
+func (fsys *FS) resolve(unsafePath string, follow bool) (frame, error) {
+	if err := checkPath(unsafePath); err != nil {
+		return frame{}, err
+	}
+	if fsys.mounts == nil {
+		return frame{}, fs.ErrClosed
+	}
+	w := fsys.newWalker()
+	defer w.close()
+	if err := w.walk(splitPath(unsafePath), follow); err != nil {
+		return frame{}, err
+	}
+	return w.takeTop()
+}
+
+// resolveValid is resolve for the io/fs methods: name must satisfy
+// fs.ValidPath.
+func (fsys *FS) resolveValid(op, name string, follow bool) (frame, error) {
+	if !fs.ValidPath(name) {
+		return frame{}, pathErr(op, name, fs.ErrInvalid)
+	}
+	f, err := fsys.resolve(name, follow)
+	if err != nil {
+		return frame{}, pathErr(op, name, err)
+	}
+	if f.n == nil {
+		return frame{}, pathErr(op, name, &OpaqueMountError{Mount: &f.m.info})
+	}
+	return f, nil
+}
+
+func baseName(name string) string {
+	if name == "." || name == "" {
+		return "."
+	}
+	return path.Base(name)
+}
+
+// Stat returns the entry at name, following symlinks inside the container.
+func (fsys *FS) Stat(name string) (fs.FileInfo, error) {
+	f, err := fsys.resolveValid("stat", name, true)
+	if err != nil {
+		return nil, err
+	}
+	defer f.n.close()
+	return &fileInfo{name: baseName(name), st: f.n.st}, nil
+}
+
+// Lstat returns the entry at name without following a final symlink.
+func (fsys *FS) Lstat(name string) (fs.FileInfo, error) {
+	f, err := fsys.resolveValid("lstat", name, false)
+	if err != nil {
+		return nil, err
+	}
+	defer f.n.close()
+	return &fileInfo{name: baseName(name), st: f.n.st}, nil
+}
+
+// ReadLink returns the target of the symlink at name, as stored.
+func (fsys *FS) ReadLink(name string) (string, error) {
+	f, err := fsys.resolveValid("readlink", name, false)
+	if err != nil {
+		return "", err
+	}
+	defer f.n.close()
+	if !f.n.isLink() {
+		return "", pathErr("readlink", name, syscall.EINVAL)
+	}
+	t, err := readLink(f.n.fd)
+	if err != nil {
+		return "", pathErr("readlink", name, err)
+	}
+	return t, nil
+}
+
+// ReadFile reads the regular file at name whole. Anything but a regular
+// file is refused without being opened. Use ReadFileLimit for files an
+// attacker may have made large.
+func (fsys *FS) ReadFile(name string) ([]byte, error) {
+	f, err := fsys.resolveValid("readfile", name, true)
+	if err != nil {
+		return nil, err
+	}
+	defer f.n.close()
+	b, err := readNode(f.n, -1)
+	if err != nil {
+		return nil, pathErr("readfile", name, err)
+	}
+	return b, nil
+}
+
+// ReadFileLimit reads the regular file at the container path unsafePath,
+// following symlinks inside the container. Anything but a regular file is
+// refused without being opened (ErrNotRegular), and so is a file whose
+// size, by fstat or while reading, exceeds max bytes (ErrTooLarge).
+func (fsys *FS) ReadFileLimit(unsafePath string, max int64) ([]byte, error) {
+	f, err := fsys.resolve(unsafePath, true)
+	if err == nil && f.n == nil {
+		err = &OpaqueMountError{Mount: &f.m.info}
+	}
+	if err != nil {
+		return nil, pathErr("readfile", unsafePath, err)
+	}
+	defer f.n.close()
+	b, err := readNode(f.n, max)
+	if err != nil {
+		return nil, pathErr("readfile", unsafePath, err)
+	}
+	return b, nil
+}
+
+// readNode reads the regular file behind n, refusing more than max bytes
+// (max < 0: no cap).
+func readNode(n *node, max int64) ([]byte, error) {
+	if n.isDir() {
+		return nil, syscall.EISDIR
+	}
+	if !n.isReg() {
+		return nil, ErrNotRegular
+	}
+	if max >= 0 && n.st.Size > max {
+		return nil, ErrTooLarge
+	}
+	fd, err := reopen(n)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "vfs")
+	defer f.Close()
+	size := n.st.Size
+	var r io.Reader = f
+	if max >= 0 {
+		r = io.LimitReader(f, max+1)
+	}
+	buf := make([]byte, 0, size+1)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		k, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+k]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if max >= 0 && int64(len(buf)) > max {
+		return nil, ErrTooLarge
+	}
+	return buf, nil
+}
+
+// ReadDir lists the directory at name, sorted by name, with each entry's
+// Lstat info (a mount point shows its mount's root). Mount points missing
+// from the underlying directory are listed too, as the kernel would have
+// made them.
+func (fsys *FS) ReadDir(name string) ([]fs.DirEntry, error) {
+	f, err := fsys.resolveValid("readdir", name, true)
+	if err != nil {
+		return nil, err
+	}
+	defer f.n.close()
+	es, err := fsys.readDirFrame(f)
+	if err != nil {
+		return nil, pathErr("readdir", name, err)
+	}
+	return es, nil
+}
+
+func (fsys *FS) readDirFrame(f frame) ([]fs.DirEntry, error) {
+	if !f.n.isDir() {
+		return nil, syscall.ENOTDIR
+	}
+	limit := fsys.cfg.maxDirEntries
+	var names []string
+	var err error
+	if f.m.kind == kindLayers {
+		names, err = fsys.layerNames(f.m, f.n, limit)
+	} else {
+		names, err = readNames(f.n, limit)
+	}
+	if err != nil {
+		return nil, err
+	}
+	have := make(map[string]bool, len(names))
+	for _, n := range names {
+		have[n] = true
+	}
+	prefix := childPath(f.path, "")
+	for dest := range fsys.mounts {
+		if rest, ok := strings.CutPrefix(dest, prefix); ok && dest != "/" && rest != "" && !strings.Contains(rest, "/") && !have[rest] {
+			names = append(names, rest)
+		}
+	}
+	w := &walker{fs: fsys, stack: []frame{f}}
+	out := make([]fs.DirEntry, 0, len(names))
+	for _, name := range names {
+		c, err := w.child(name)
+		if isErrno(err, syscall.ENOENT) {
+			continue // raced away
+		}
+		if err != nil {
+			return nil, err
+		}
+		if c.n == nil {
+			out = append(out, &dirEntry{name: name, typ: fs.ModeDir, err: pathErr("lstat", c.path, &OpaqueMountError{Mount: &c.m.info})})
+			continue
+		}
+		fi := &fileInfo{name: name, st: c.n.st}
+		c.n.close()
+		out = append(out, &dirEntry{name: name, typ: fi.Mode().Type(), info: fi})
+	}
+	sortEntries(out)
+	return out, nil
+}
+
+// Open opens the entry at name for reading (fs.FS). Directories give an
+// fs.ReadDirFile; regular files are reopened from their handle; other
+// types (FIFO, socket, device) are never opened: their Read fails with
+// ErrNotRegular.
+func (fsys *FS) Open(name string) (fs.File, error) {
+	f, err := fsys.resolveValid("open", name, true)
+	if err != nil {
+		return nil, err
+	}
+	defer f.n.close()
+	info := &fileInfo{name: baseName(name), st: f.n.st}
+	switch {
+	case f.n.isDir():
+		es, err := fsys.readDirFrame(f)
+		if err != nil {
+			return nil, pathErr("open", name, err)
+		}
+		return &dirFile{info: info, entries: es, name: name}, nil
+	case f.n.isReg():
+		fd, err := reopen(f.n)
+		if err != nil {
+			return nil, pathErr("open", name, err)
+		}
+		return &regFile{f: os.NewFile(uintptr(fd), name), info: info}, nil
+	}
+	return &specialFile{info: info, name: name}, nil
+}
+
+type regFile struct {
+	f    *os.File
+	info *fileInfo
+}
+
+func (r *regFile) Stat() (fs.FileInfo, error)                { return r.info, nil }
+func (r *regFile) Read(b []byte) (int, error)                { return r.f.Read(b) }
+func (r *regFile) ReadAt(b []byte, off int64) (int, error)   { return r.f.ReadAt(b, off) }
+func (r *regFile) Seek(off int64, whence int) (int64, error) { return r.f.Seek(off, whence) }
+func (r *regFile) Close() error                              { return r.f.Close() }
+
+type dirFile struct {
+	info    *fileInfo
+	name    string
+	entries []fs.DirEntry
+	off     int
+}
+
+func (d *dirFile) Stat() (fs.FileInfo, error) { return d.info, nil }
+func (d *dirFile) Read([]byte) (int, error) {
+	return 0, pathErr("read", d.name, syscall.EISDIR)
+}
+func (d *dirFile) Close() error { return nil }
+
+// ReadDir reads the directory's entries as fs.ReadDirFile specifies.
+func (d *dirFile) ReadDir(n int) ([]fs.DirEntry, error) {
+	rest := d.entries[d.off:]
+	if n <= 0 {
+		d.off = len(d.entries)
+		return rest, nil
+	}
+	if len(rest) == 0 {
+		return nil, io.EOF
+	}
+	if n > len(rest) {
+		n = len(rest)
+	}
+	d.off += n
+	return rest[:n], nil
+}
+
+type specialFile struct {
+	info *fileInfo
+	name string
+}
+
+func (s *specialFile) Stat() (fs.FileInfo, error) { return s.info, nil }
+func (s *specialFile) Read([]byte) (int, error)   { return 0, pathErr("read", s.name, ErrNotRegular) }
+func (s *specialFile) Close() error               { return nil }
+
+// EvalSymlinks resolves the container path unsafePath, following every
+// symlink inside the container, and returns the canonical container path
+// and the mount it lands in. The mount point of an opaque mount resolves
+// (with its Mount); a path under one gives an OpaqueMountError.
+func (fsys *FS) EvalSymlinks(unsafePath string) (string, *Mount, error) {
+	f, err := fsys.resolve(unsafePath, true)
+	if err != nil {
+		return "", nil, pathErr("evalsymlinks", unsafePath, err)
+	}
+	f.n.close()
+	m := f.m.info
+	return f.path, &m, nil
+}
+
+// LookPath searches for an executable named file like exec.LookPath does
+// inside the container: a file containing a slash is checked as is,
+// otherwise each directory of pathEnv (colon-separated, empty entries
+// skipped) is tried. The result is a container path whose target is a
+// regular file with an execute bit.
+func (fsys *FS) LookPath(file, pathEnv string) (string, error) {
+	if strings.Contains(file, "/") {
+		if err := fsys.isExecutable(file); err != nil {
+			return "", pathErr("lookpath", file, err)
+		}
+		return file, nil
+	}
+	if file == "" {
+		return "", pathErr("lookpath", file, fs.ErrNotExist)
+	}
+	var last error = fs.ErrNotExist
+	for _, dir := range strings.Split(pathEnv, ":") {
+		if dir == "" {
+			continue
+		}
+		cand := path.Join("/", dir, file)
+		err := fsys.isExecutable(cand)
+		if err == nil {
+			return cand, nil
+		}
+		if errors.Is(err, ErrOpaqueMount) || !errors.Is(err, fs.ErrNotExist) {
+			last = err
+		}
+	}
+	return "", pathErr("lookpath", file, last)
+}
+
+func (fsys *FS) isExecutable(unsafePath string) error {
+	f, err := fsys.resolve(unsafePath, true)
+	if err != nil {
+		return err
+	}
+	defer f.n.close()
+	if f.n == nil {
+		return &OpaqueMountError{Mount: &f.m.info}
+	}
+	if !f.n.isReg() || f.n.st.Mode&0o111 == 0 {
+		return syscall.EACCES
+	}
+	return nil
+}

@@ -1,0 +1,217 @@
+package vfs
+
+import (
+	"strings"
+	"syscall"
+)
+
+// maxSymlinks is the kernel's MAXSYMLINKS: the 41st link gives ELOOP.
+const maxSymlinks = 40
+
+// maxPath is PATH_MAX: longer paths give ENAMETOOLONG.
+const maxPath = 4096
+
+// frame is one resolved directory (or, on top, the result) of a walk: its
+// canonical container path, the handle, and the mount it is in. n is nil
+// for the root of an opaque mount.
+type frame struct {
+	path string
+	n    *node
+	m    *mountEnt
+}
+
+// walker resolves container paths one component at a time. Its stack is
+// the chain of directories from the container's root to the current one,
+// so ".." is a pop: the parent of a directory reached by a canonical path,
+// which is what the kernel gives (the parent of a mount's root is the
+// directory holding the mount point).
+type walker struct {
+	fs    *FS
+	stack []frame
+	links int
+}
+
+func (fsys *FS) newWalker() *walker {
+	w := &walker{fs: fsys}
+	w.stack = make([]frame, 1, 8)
+	w.stack[0] = frame{path: "/", n: fsys.root.root, m: fsys.root}
+	return w
+}
+
+func (w *walker) top() *frame { return &w.stack[len(w.stack)-1] }
+
+func (w *walker) push(f frame) { w.stack = append(w.stack, f) }
+
+// pop goes to the parent; at the container's root it stays (".." at "/").
+func (w *walker) pop() {
+	if len(w.stack) > 1 {
+		w.top().n.close()
+		w.stack = w.stack[:len(w.stack)-1]
+	}
+}
+
+// reset goes back to the container's root (an absolute symlink target).
+func (w *walker) reset() {
+	for len(w.stack) > 1 {
+		w.pop()
+	}
+}
+
+// close releases every handle the walker opened.
+func (w *walker) close() { w.reset() }
+
+// splitPath splits a container path into components; a trailing slash
+// becomes a final "." so the last entry must be a directory (and a final
+// symlink is followed), as for the kernel.
+func splitPath(p string) []string {
+	comps := make([]string, 0, strings.Count(p, "/")+1)
+	for _, c := range strings.Split(p, "/") {
+		if c != "" {
+			comps = append(comps, c)
+		}
+	}
+	if strings.HasSuffix(p, "/") && len(comps) > 0 {
+		comps = append(comps, ".")
+	}
+	return comps
+}
+
+func childPath(parent, name string) string {
+	if parent == "/" {
+		return "/" + name
+	}
+	return parent + "/" + name
+}
+
+// child looks up one name under the top frame: a mount point gives the
+// mount's root, anything else a new handle in the same mount.
+func (w *walker) child(name string) (frame, error) {
+	parent := w.top()
+	if parent.n == nil {
+		return frame{}, &OpaqueMountError{Mount: &parent.m.info}
+	}
+	if !parent.n.isDir() {
+		return frame{}, syscall.ENOTDIR
+	}
+	if len(name) > 255 {
+		return frame{}, syscall.ENAMETOOLONG
+	}
+	p := childPath(parent.path, name)
+	if m, ok := w.fs.mounts[p]; ok {
+		return frame{path: p, n: m.root, m: m}, nil
+	}
+	n, err := w.fs.lookup(parent.m, parent.n, name)
+	if err != nil {
+		return frame{}, err
+	}
+	return frame{path: p, n: n, m: parent.m}, nil
+}
+
+// expandLink reads the symlink f (closing it), counts the hop and returns
+// the target's components; an absolute target resets the walk to "/".
+func (w *walker) expandLink(f frame) ([]string, error) {
+	target, err := readLink(f.n.fd)
+	f.n.close()
+	if err != nil {
+		return nil, err
+	}
+	w.links++
+	if w.links > maxSymlinks {
+		return nil, syscall.ELOOP
+	}
+	if target == "" {
+		return nil, syscall.ENOENT
+	}
+	if target[0] == '/' {
+		w.reset()
+	}
+	return splitPath(target), nil
+}
+
+// walk resolves comps from the current stack. A final symlink is followed
+// when follow is set (a trailing slash always follows). On success the top
+// frame is the result.
+func (w *walker) walk(comps []string, follow bool) error {
+	_, err := w.walkTo(comps, follow, false)
+	return err
+}
+
+// walkParent resolves every component but the last (following symlinks
+// on the way) and returns the last one, unresolved: the top frame is then
+// the directory that holds it. The name may be "." or "..".
+func (w *walker) walkParent(comps []string) (string, error) {
+	return w.walkTo(comps, true, true)
+}
+
+func (w *walker) walkTo(comps []string, follow, parentOnly bool) (string, error) {
+	for len(comps) > 0 {
+		name := comps[0]
+		last := len(comps) == 1
+		if last && parentOnly {
+			top := w.top()
+			if top.n == nil {
+				return "", &OpaqueMountError{Mount: &top.m.info}
+			}
+			if !top.n.isDir() {
+				return "", syscall.ENOTDIR
+			}
+			return name, nil
+		}
+		comps = comps[1:]
+		switch name {
+		case ".", "..":
+			top := w.top()
+			if top.n != nil && !top.n.isDir() {
+				return "", syscall.ENOTDIR
+			}
+			if name == ".." {
+				w.pop()
+			}
+			continue
+		}
+		f, err := w.child(name)
+		if err != nil {
+			return "", err
+		}
+		if f.n != nil && f.n.isLink() && (!last || follow) {
+			more, err := w.expandLink(f)
+			if err != nil {
+				return "", err
+			}
+			comps = append(more, comps...)
+			continue
+		}
+		w.push(f)
+	}
+	return "", nil
+}
+
+// takeTop removes the top frame from the walker and returns it; the caller
+// owns its handle (closing an unowned mount root is a no-op).
+// A mount's root (shared, not owned) is returned as a fresh copy with a
+// new fstat, since its cached one may be stale.
+func (w *walker) takeTop() (frame, error) {
+	f := *w.top()
+	if len(w.stack) > 1 {
+		w.stack = w.stack[:len(w.stack)-1]
+	}
+	if f.n != nil && !f.n.owned {
+		n := &node{fd: f.n.fd, layers: f.n.layers, mntID: f.n.mntID}
+		if err := statNode(n); err != nil {
+			return frame{}, err
+		}
+		f.n = n
+	}
+	return f, nil
+}
+
+// checkPath refuses over-long paths before any work.
+func checkPath(unsafePath string) error {
+	if len(unsafePath) >= maxPath {
+		return syscall.ENAMETOOLONG
+	}
+	if strings.IndexByte(unsafePath, 0) >= 0 {
+		return syscall.EINVAL
+	}
+	return nil
+}
