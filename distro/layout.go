@@ -12,10 +12,11 @@ type Layout struct {
 	// AnchorDir is the directory the administrator drops extra CA files into
 	// for the update command to pick up ("" when the family has none).
 	AnchorDir string `json:"anchor_dir,omitempty"`
-	// AnchorExt is the file-name suffix the update command requires of files
-	// in AnchorDir (".crt" for Debian's update-ca-certificates, which runs
-	// `find -L $LOCALCERTSDIR -type f -name '*.crt'`); "" when the family has
-	// no AnchorDir.
+	// AnchorExt is the file-name suffix to give a file written into
+	// AnchorDir so the update command picks it up (".crt": Debian's
+	// update-ca-certificates runs `find -L $LOCALCERTSDIR -type f -name
+	// '*.crt'`; Alpine's takes any name; p11-kit reads any name too); ""
+	// when the family has no AnchorDir.
 	AnchorExt string `json:"anchor_ext,omitempty"`
 	// SystemAnchorDirs are the directories the distribution's CA package
 	// ships its own anchors in. Informational: they belong to the package.
@@ -190,15 +191,20 @@ func debianLayout() Layout {
 	}
 }
 
-// alpineLayout follows Alpine's ca-certificates aport: update-ca-certificates
-// is a compiled C program (update-ca.c) using the same directories as
-// Debian's (/usr/local/share/ca-certificates, /etc/ssl/certs,
-// /etc/ca-certificates.conf, hooks in /etc/ca-certificates/update.d), and
-// the ca-certificates-bundle subpackage — all a base image has — ships only
-// /etc/ssl/certs/ca-certificates.crt plus /etc/ssl/cert.pem, a symlink to it
-// (OpenSSL's OPENSSLDIR on Alpine is /etc/ssl). Wolfi and Chainguard build
-// the same package. The Java keystore comes from java-cacerts, whose hook
-// is /etc/ca-certificates/update.d/java-cacerts.
+// alpineLayout follows Alpine's ca-certificates (update-ca.c, installed as
+// /usr/sbin/update-ca-certificates, a compiled program): it reads
+// /etc/ca-certificates.conf (names under /usr/share/ca-certificates), then
+// every regular file — lstat, so not symlinks; any name, a ".crt" suffix is
+// dropped — directly in /usr/local/share/ca-certificates; it links each as
+// /etc/ssl/certs/ca-cert-<name>.pem, writes the bundle through a temporary
+// file renamed to /etc/ssl/certs/ca-certificates.crt, then execs
+// `run-parts /etc/ca-certificates/update.d` (/usr/bin or /bin run-parts; it
+// exits 1 when neither exists). It makes no subject-hash links, so HashDir is
+// empty; Go still reads every file in /etc/ssl/certs. The
+// ca-certificates-bundle subpackage — all a base image has — ships only
+// the bundle and /etc/ssl/cert.pem, a symlink to it (OPENSSLDIR is /etc/ssl).
+// Wolfi and Chainguard build the same package. The Java keystore comes from
+// java-cacerts, whose hook is /etc/ca-certificates/update.d/java-cacerts.
 func alpineLayout() Layout {
 	return Layout{
 		Family:           FamilyAlpine,
@@ -209,11 +215,11 @@ func alpineLayout() Layout {
 			{Path: "/etc/ssl/certs/ca-certificates.crt"},
 			{Path: "/etc/ssl/cert.pem", Target: "certs/ca-certificates.crt"},
 		},
-		HashDir:   "/etc/ssl/certs",
 		Generated: []string{"/etc/ssl/certs"},
 		Update: []Command{{
-			Argv:  []string{"/usr/sbin/update-ca-certificates"},
-			Paths: []string{"/usr/sbin/update-ca-certificates", "/sbin/update-ca-certificates"},
+			Argv:     []string{"/usr/sbin/update-ca-certificates"},
+			Paths:    []string{"/usr/sbin/update-ca-certificates", "/sbin/update-ca-certificates"},
+			Requires: []string{"run-parts"},
 		}},
 		HookDirs:     []string{"/etc/ca-certificates/update.d"},
 		Config:       "/etc/ca-certificates.conf",
