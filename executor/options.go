@@ -1,9 +1,19 @@
 package executor
 
 import (
+	"context"
 	"fmt"
 	"time"
+
+	"github.com/buildkit-cacerts/buildkit-cacerts/cacerts"
 )
+
+// CASource yields the engine's current CA set; *cacerts.Store is one.
+type CASource interface {
+	Load(ctx context.Context) (*cacerts.Set, error)
+}
+
+var _ CASource = (*cacerts.Store)(nil)
 
 // Mode selects how CAs are installed into a container's root.
 type Mode string
@@ -44,6 +54,13 @@ const OptOutEnv = "BUILDKIT_CACERTS"
 
 // Options configures Wrap.
 type Options struct {
+	// CAs yields the engine's CA set, read for every Run (a
+	// *cacerts.Store re-reads its directory only when it changed). Used by
+	// the default Installer; nil, or an empty set, means nothing to install.
+	CAs CASource
+	// Installer installs and reverts the CAs in one container. Nil means
+	// the default: the vfs, distro and cacerts packages with CAs and Mode.
+	Installer Installer
 	// Mode selects the install path; empty means ModeAuto.
 	Mode Mode
 	// Strict fails an exec whose install failed instead of running it
@@ -66,6 +83,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RevertTimeout <= 0 {
 		o.RevertTimeout = DefaultRevertTimeout
+	}
+	if o.Installer == nil {
+		o.Installer = newDefaultInstaller(o)
 	}
 	return o
 }

@@ -9,18 +9,26 @@
 // The image is untrusted: its trust-store paths are resolved inside the
 // container root by the vfs package, never by the host kernel, and only the
 // exec's own root snapshot is written. See DESIGN.md at the repository root.
+//
+// A process opts out with BUILDKIT_CACERTS=off in its environment
+// (RUN --env, ENV): Wrap then passes the call through untouched.
 package executor
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
 
 	bkexecutor "github.com/moby/buildkit/executor"
 	resourcestypes "github.com/moby/buildkit/executor/resources/types"
+	"github.com/moby/buildkit/util/bklog"
 )
 
 // Wrap returns an executor that runs every container through inner, with the
-// engine's CAs installed for the duration of Run. A nil inner is refused by
-// panicking: there is nothing to wrap.
+// engine's CAs installed for the duration of Run. It panics on a nil inner:
+// there is nothing to wrap.
 func Wrap(inner bkexecutor.Executor, opts Options) bkexecutor.Executor {
 	if inner == nil {
 		panic("executor.Wrap: nil inner executor")
@@ -36,12 +44,117 @@ type wrapped struct {
 
 var _ bkexecutor.Executor = (*wrapped)(nil)
 
-// Run implements executor.Executor.
+// Run installs the CAs, runs the process through the inner executor and
+// reverts, also when the process fails or ctx is done. A failed install runs
+// the process without CAs (with a warning), or fails the exec when
+// Options.Strict is set; a failed revert always fails the exec, so no layer
+// holding our CAs is committed.
 func (w *wrapped) Run(ctx context.Context, id string, root bkexecutor.Mount, mounts []bkexecutor.Mount, process bkexecutor.ProcessInfo, started chan<- struct{}) (resourcestypes.Recorder, error) {
-	return w.inner.Run(ctx, id, root, mounts, process, started)
+	if skip := w.skipReason(root, process.Meta); skip != "" {
+		bklog.G(ctx).WithField("exec", execName(id)).Debugf("cacerts: not installing: %s", skip)
+		return w.inner.Run(ctx, id, root, mounts, process, started)
+	}
+	start := time.Now()
+	log := bklog.G(ctx).WithField("exec", execName(id))
+
+	specs, err := acquireSpecs(ctx, root, mounts)
+	if err != nil {
+		if w.opts.Strict {
+			return nil, fmt.Errorf("cacerts: mounting the container's filesystem (strict mode): %w", err)
+		}
+		log.WithError(err).Warn("cacerts: not installing: mounting the container's filesystem failed")
+		return w.inner.Run(ctx, id, root, mounts, process, started)
+	}
+	defer specs.release(log)
+
+	c := &Container{
+		ID:     id,
+		Root:   specs.root,
+		Mounts: specs.mounts,
+		Env:    process.Meta.Env,
+		Runner: &sibling{
+			inner:    w.inner,
+			root:     root,
+			mounts:   mounts,
+			hostname: process.Meta.Hostname,
+			timeout:  w.opts.SiblingTimeout,
+			log:      log,
+		},
+	}
+	revert, err := w.opts.Installer.Install(ctx, c)
+	if err != nil {
+		if revert != nil {
+			if rerr := w.revert(ctx, revert); rerr != nil {
+				return nil, fmt.Errorf("cacerts: install failed (%v) and reverting it failed: %w", err, rerr)
+			}
+			revert = nil
+		}
+		if w.opts.Strict || ctx.Err() != nil {
+			return nil, fmt.Errorf("cacerts: installing CA certificates: %w", err)
+		}
+		log.WithError(err).Warn("cacerts: running without the engine's CA certificates: install failed")
+	}
+	installed := time.Since(start)
+
+	rec, runErr := w.inner.Run(ctx, id, root, mounts, process, started)
+
+	if revert == nil {
+		return rec, runErr
+	}
+	if rerr := w.revert(ctx, revert); rerr != nil {
+		log.WithError(rerr).Error("cacerts: revert failed; failing the exec so the layer is not committed")
+		return rec, errors.Join(runErr, fmt.Errorf("cacerts: reverting CA certificates (the layer must not be committed): %w", rerr))
+	}
+	log.WithField("ms", time.Since(start).Milliseconds()).
+		WithField("install_ms", installed.Milliseconds()).
+		Debug("cacerts: installed and reverted")
+	return rec, runErr
 }
 
-// Exec implements executor.Executor; it passes through to the inner executor.
+// revert runs revert with a context that outlives ctx's cancellation and is
+// bounded by Options.RevertTimeout.
+func (w *wrapped) revert(ctx context.Context, revert Revert) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.opts.RevertTimeout)
+	defer cancel()
+	return revert(rctx)
+}
+
+// skipReason says why a Run gets no injection, or "" when it does.
+func (w *wrapped) skipReason(root bkexecutor.Mount, meta bkexecutor.Meta) string {
+	switch {
+	case w.opts.Mode == ModeOff:
+		return "mode off"
+	case optedOut(meta.Env):
+		return OptOutEnv + "=off in the process environment"
+	case root.Src == nil:
+		return "no root mount"
+	case root.Readonly:
+		return "read-only root mount"
+	}
+	return ""
+}
+
+// Exec passes through to the inner executor: the container's CAs were
+// installed by Run.
 func (w *wrapped) Exec(ctx context.Context, id string, process bkexecutor.ProcessInfo) error {
 	return w.inner.Exec(ctx, id, process)
+}
+
+// optedOut reports whether env sets BUILDKIT_CACERTS=off (the last
+// assignment wins, like a process's getenv).
+func optedOut(env []string) bool {
+	off := false
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == OptOutEnv {
+			off = strings.EqualFold(v, "off")
+		}
+	}
+	return off
+}
+
+func execName(id string) string {
+	if id == "" {
+		return "run"
+	}
+	return id
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/pkg/errors"
 	"github.com/urfave/cli/v3"
 
+	"github.com/buildkit-cacerts/buildkit-cacerts/cacerts"
 	"github.com/buildkit-cacerts/buildkit-cacerts/executor"
 )
 
@@ -26,7 +27,7 @@ import (
 // file with the same TOML library.
 //
 //	[cacerts]
-//	  dir = "/etc/buildkit/cacerts"   # PEM files (*.crt, *.pem) to trust in RUN containers
+//	  dir = "/usr/local/share/ca-certificates"  # PEM CA files to trust in RUN containers
 //	  mode = "auto"                   # auto | command | fast | off
 //	  strict = false                  # fail a RUN whose install failed
 //	  sibling_timeout = "60s"         # bound on one run of the distro's tool
@@ -38,10 +39,13 @@ type cacertsConfig struct {
 }
 
 // defaultCACertsDir is the CA directory when neither [cacerts] dir nor
-// --cacerts-dir is given: "cacerts" next to buildkitd.toml
-// (/etc/buildkit/cacerts, or ~/.config/buildkit/cacerts for rootless).
+// --cacerts-dir is given: cacerts.DefaultDir, /usr/local/share/ca-certificates,
+// where the engine's host (Debian, Ubuntu, Alpine — the moby/buildkit image)
+// keeps its locally added CAs and where users already mount their CAs into a
+// BuildKit container. Only CAs are taken; a file holding a private key is
+// refused.
 func defaultCACertsDir() string {
-	return filepath.Join(filepath.Dir(defaultConfigPath()), "cacerts")
+	return cacerts.DefaultDir
 }
 
 // loadCACertsConfig reads the [cacerts] section of the buildkitd.toml at

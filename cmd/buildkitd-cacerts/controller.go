@@ -30,6 +30,7 @@ import (
 	"github.com/pkg/errors"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/buildkit-cacerts/buildkit-cacerts/cacerts"
 	"github.com/buildkit-cacerts/buildkit-cacerts/executor"
 )
 
@@ -126,6 +127,7 @@ func executorOptions(cc cacertsConfig) (executor.Options, error) {
 		return executor.Options{}, err
 	}
 	return executor.Options{
+		CAs:            cacerts.NewStore(cacerts.StoreOpt{Dir: cc.Dir}),
 		Mode:           mode,
 		Strict:         cc.Strict,
 		SiblingTimeout: cc.siblingTimeout(),

@@ -32,6 +32,7 @@ import (
 )
 
 func init() {
+	setBuildKitVersion()
 	apicaps.ExportedProduct = "buildkit"
 	stack.SetVersionInfo(bkversion.Version, bkversion.Revision)
 	// In-memory recording of the daemon's traces, for the history API.

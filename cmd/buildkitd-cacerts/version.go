@@ -9,9 +9,9 @@ import (
 // version is set at link time: -ldflags "-X main.version=v0.1.0".
 var version = ""
 
-func init() {
-	// Upstream sets BuildKit's version at link time; report the module
-	// version we were built with instead of "v0.0.0+unknown".
+// setBuildKitVersion reports the BuildKit module version we were built with
+// instead of "v0.0.0+unknown" (upstream sets it at link time).
+func setBuildKitVersion() {
 	if bi, ok := debug.ReadBuildInfo(); ok && bkversion.Version == "v0.0.0+unknown" {
 		for _, d := range bi.Deps {
 			if d.Path == bkversion.Package {

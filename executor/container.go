@@ -1,0 +1,50 @@
+package executor
+
+import (
+	"context"
+
+	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
+)
+
+// Container is what an Installer gets for one Run: the container's mount
+// specs (already mounted; they stay mounted until Run returns), the user
+// process's environment (read for SSL_CERT_FILE and friends, never passed to
+// the sibling) and a Runner for the distro's tool.
+type Container struct {
+	// ID is the container ID BuildKit chose, "" for an ExecOp.
+	ID string
+	// Root is the container's root filesystem ("/").
+	Root vfs.Spec
+	// Mounts are the container's other mounts, in BuildKit's order.
+	Mounts []vfs.Spec
+	// Env is the user process's environment.
+	Env []string
+	// Runner runs a program in a sibling container on the same root and
+	// mounts: uid 0, no network, no TTY, a clean environment.
+	Runner Runner
+}
+
+// Runner runs argv in a sibling container of the exec, to completion. Its
+// output goes to the daemon's log, never to the build's output. An error
+// means the program could not run or exited non-zero.
+type Runner interface {
+	Run(ctx context.Context, argv []string) error
+}
+
+// Revert undoes an install. It is called exactly once, after the user
+// process exited, with a context that is not cancelled with the exec's.
+type Revert func(ctx context.Context) error
+
+// Installer installs the engine's CAs into one container. On success it
+// returns the Revert for what it did (nil when it did nothing). On failure it
+// may also return a Revert for a partial install; Wrap calls it before going
+// on.
+type Installer interface {
+	Install(ctx context.Context, c *Container) (Revert, error)
+}
+
+// InstallerFunc adapts a function to Installer.
+type InstallerFunc func(ctx context.Context, c *Container) (Revert, error)
+
+// Install calls f.
+func (f InstallerFunc) Install(ctx context.Context, c *Container) (Revert, error) { return f(ctx, c) }

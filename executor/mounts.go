@@ -1,0 +1,79 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	bkexecutor "github.com/moby/buildkit/executor"
+	"github.com/sirupsen/logrus"
+
+	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
+)
+
+// specs are the mounted specs of one container and their releases.
+type specs struct {
+	root     vfs.Spec
+	mounts   []vfs.Spec
+	releases []func() error
+}
+
+// acquireSpecs mounts root and mounts the way BuildKit's executors do
+// (Src.Mount, then MountableRef.Mount) and returns their mount specs. The
+// mounts are shared with the inner executor's (BuildKit reference-counts its
+// pooled overlay mounts), so the root the Installer writes is the root the
+// process sees. The caller releases them after the revert.
+func acquireSpecs(ctx context.Context, root bkexecutor.Mount, mounts []bkexecutor.Mount) (_ *specs, retErr error) {
+	s := &specs{}
+	defer func() {
+		if retErr != nil {
+			s.release(nil)
+		}
+	}()
+	rs, err := s.acquire(ctx, "/", root)
+	if err != nil {
+		return nil, err
+	}
+	s.root = rs
+	for _, m := range mounts {
+		if m.Src == nil {
+			continue
+		}
+		ms, err := s.acquire(ctx, m.Dest, m)
+		if err != nil {
+			return nil, err
+		}
+		s.mounts = append(s.mounts, ms)
+	}
+	return s, nil
+}
+
+func (s *specs) acquire(ctx context.Context, dest string, m bkexecutor.Mount) (vfs.Spec, error) {
+	ref, err := m.Src.Mount(ctx, m.Readonly)
+	if err != nil {
+		return vfs.Spec{}, fmt.Errorf("mounting %s: %w", dest, err)
+	}
+	mnts, release, err := ref.Mount()
+	if err != nil {
+		return vfs.Spec{}, fmt.Errorf("mounting %s: %w", dest, err)
+	}
+	if release != nil {
+		s.releases = append(s.releases, release)
+	}
+	return vfs.Spec{Dest: dest, Mounts: mnts, Selector: m.Selector, Readonly: m.Readonly}, nil
+}
+
+// release releases every mount, last first, and logs failures (there is
+// nothing else to do with them: the exec's result is already decided).
+func (s *specs) release(log *logrus.Entry) {
+	var errs []error
+	for i := len(s.releases) - 1; i >= 0; i-- {
+		if err := s.releases[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.releases = nil
+	if err := errors.Join(errs...); err != nil && log != nil {
+		log.WithError(err).Warn("cacerts: releasing the container's mounts")
+	}
+}

@@ -1,0 +1,102 @@
+package executor
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	bkexecutor "github.com/moby/buildkit/executor"
+	"github.com/moby/buildkit/solver/pb"
+	"github.com/sirupsen/logrus"
+)
+
+// SiblingPath is the PATH of every sibling container, whatever the image's.
+const SiblingPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// maxSiblingOutput caps the output of a sibling kept for the log.
+const maxSiblingOutput = 64 << 10
+
+// sibling runs the distro's tool in a container next to the exec's: the same
+// root and mounts through the same inner executor, as uid 0, cwd /, PATH
+// SiblingPath and nothing else in the environment, no network, no TTY, no
+// stdin. Its output goes to the daemon's log (debug; warning on failure),
+// never to the build's output.
+type sibling struct {
+	inner    bkexecutor.Executor
+	root     bkexecutor.Mount
+	mounts   []bkexecutor.Mount
+	hostname string
+	timeout  time.Duration
+	log      *logrus.Entry
+}
+
+var _ Runner = (*sibling)(nil)
+
+// Run runs argv to completion, bounded by the sibling timeout.
+func (s *sibling) Run(ctx context.Context, argv []string) error {
+	if len(argv) == 0 {
+		return fmt.Errorf("running sibling: empty argv")
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, s.timeout, fmt.Errorf("sibling %s timed out after %s", argv[0], s.timeout))
+	defer cancel()
+	out := &cappedBuffer{max: maxSiblingOutput}
+	meta := bkexecutor.Meta{
+		Args:     argv,
+		Env:      []string{"PATH=" + SiblingPath},
+		User:     "0:0",
+		Cwd:      "/",
+		Hostname: s.hostname,
+		NetMode:  pb.NetMode_NONE,
+	}
+	start := time.Now()
+	_, err := s.inner.Run(ctx, "", s.root, s.mounts, bkexecutor.ProcessInfo{
+		Meta:   meta,
+		Stdout: out,
+		Stderr: out,
+	}, nil)
+	if err != nil && context.Cause(ctx) != nil && ctx.Err() != nil {
+		err = fmt.Errorf("%w: %w", context.Cause(ctx), err)
+	}
+	log := s.log.WithField("argv", strings.Join(argv, " ")).WithField("ms", time.Since(start).Milliseconds())
+	if err != nil {
+		log.WithError(err).WithField("output", out.String()).Warn("cacerts: sibling failed")
+		return fmt.Errorf("running %s in a sibling container: %w", argv[0], err)
+	}
+	log.WithField("output", out.String()).Debug("cacerts: sibling ran")
+	return nil
+}
+
+// cappedBuffer is an io.WriteCloser keeping the first max bytes written.
+type cappedBuffer struct {
+	mu        sync.Mutex
+	buf       bytes.Buffer
+	max       int
+	truncated bool
+}
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := b.max - b.buf.Len(); room < len(p) {
+		b.truncated = true
+		if room > 0 {
+			b.buf.Write(p[:room])
+		}
+		return len(p), nil
+	}
+	return b.buf.Write(p)
+}
+
+func (b *cappedBuffer) Close() error { return nil }
+
+func (b *cappedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.truncated {
+		return b.buf.String() + "…(truncated)"
+	}
+	return b.buf.String()
+}

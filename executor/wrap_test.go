@@ -1,0 +1,326 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/mount"
+	bkexecutor "github.com/moby/buildkit/executor"
+	resourcestypes "github.com/moby/buildkit/executor/resources/types"
+	"github.com/moby/buildkit/solver/pb"
+	"github.com/moby/sys/user"
+)
+
+// recorder is the ordered log of what the fakes saw.
+type recorder struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (r *recorder) add(e string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+}
+
+func (r *recorder) get() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.events)
+}
+
+// fakeInner is a recording inner executor. A process whose argv[0] is in
+// fail exits with that error; "block" waits for its context.
+type fakeInner struct {
+	rec   *recorder
+	fail  map[string]error
+	metas []bkexecutor.ProcessInfo
+	mu    sync.Mutex
+}
+
+func (f *fakeInner) Run(ctx context.Context, id string, root bkexecutor.Mount, mounts []bkexecutor.Mount, p bkexecutor.ProcessInfo, started chan<- struct{}) (resourcestypes.Recorder, error) {
+	f.mu.Lock()
+	f.metas = append(f.metas, p)
+	f.mu.Unlock()
+	name := p.Meta.Args[0]
+	f.rec.add("run " + name)
+	if started != nil {
+		close(started)
+	}
+	if p.Stdout != nil {
+		io.WriteString(p.Stdout, "output of "+name+"\n")
+	}
+	if name == "block" {
+		<-ctx.Done()
+		return nil, context.Cause(ctx)
+	}
+	return nil, f.fail[name]
+}
+
+func (f *fakeInner) Exec(ctx context.Context, id string, p bkexecutor.ProcessInfo) error {
+	f.rec.add("exec " + id)
+	return nil
+}
+
+// fakeMountable hands out one bind mount and records mount and release.
+type fakeMountable struct {
+	rec  *recorder
+	name string
+}
+
+func (m *fakeMountable) Mount(ctx context.Context, readonly bool) (bkexecutor.MountableRef, error) {
+	return &fakeRef{m: m}, nil
+}
+
+type fakeRef struct{ m *fakeMountable }
+
+func (r *fakeRef) Mount() ([]mount.Mount, func() error, error) {
+	r.m.rec.add("mount " + r.m.name)
+	return []mount.Mount{{Type: "bind", Source: "/nonexistent/" + r.m.name, Options: []string{"rbind", "rw"}}},
+		func() error { r.m.rec.add("release " + r.m.name); return nil }, nil
+}
+
+func (r *fakeRef) IdentityMapping() *user.IdentityMapping { return nil }
+
+// fakeInstaller runs the tool in a sibling and returns a recording revert.
+type fakeInstaller struct {
+	rec        *recorder
+	installErr error
+	revertErr  error
+	seen       *Container
+}
+
+func (f *fakeInstaller) Install(ctx context.Context, c *Container) (Revert, error) {
+	f.seen = c
+	f.rec.add("install")
+	if err := c.Runner.Run(ctx, []string{"update-ca-certificates"}); err != nil {
+		return nil, err
+	}
+	if f.installErr != nil {
+		return nil, f.installErr
+	}
+	return func(ctx context.Context) error {
+		if ctx.Err() != nil {
+			f.rec.add("revert with a done context")
+		} else {
+			f.rec.add("revert")
+		}
+		return f.revertErr
+	}, nil
+}
+
+type harness struct {
+	rec   *recorder
+	inner *fakeInner
+	inst  *fakeInstaller
+	root  bkexecutor.Mount
+	mnts  []bkexecutor.Mount
+}
+
+func newHarness() *harness {
+	rec := &recorder{}
+	return &harness{
+		rec:   rec,
+		inner: &fakeInner{rec: rec, fail: map[string]error{}},
+		inst:  &fakeInstaller{rec: rec},
+		root:  bkexecutor.Mount{Src: &fakeMountable{rec: rec, name: "root"}, Dest: "/"},
+		mnts:  []bkexecutor.Mount{{Src: &fakeMountable{rec: rec, name: "cache"}, Dest: "/cache"}},
+	}
+}
+
+func (h *harness) run(ctx context.Context, opts Options, args ...string) error {
+	opts.Installer = h.inst
+	w := Wrap(h.inner, opts)
+	_, err := w.Run(ctx, "", h.root, h.mnts, bkexecutor.ProcessInfo{Meta: bkexecutor.Meta{Args: args, Env: []string{"PATH=/bin"}}}, nil)
+	return err
+}
+
+var fullOrder = []string{
+	"mount root", "mount cache",
+	"install", "run update-ca-certificates",
+	"run user",
+	"revert",
+	"release cache", "release root",
+}
+
+func TestWrapOrder(t *testing.T) {
+	tests := []struct {
+		name    string
+		setup   func(h *harness)
+		args    string
+		cancel  bool
+		opts    Options
+		want    []string
+		wantErr string
+	}{
+		{name: "success", args: "user", want: fullOrder},
+		{
+			name:    "process fails, revert still runs",
+			args:    "user",
+			setup:   func(h *harness) { h.inner.fail["user"] = errors.New("exit code 1") },
+			want:    fullOrder,
+			wantErr: "exit code 1",
+		},
+		{
+			name:    "cancelled, revert runs with a live context",
+			args:    "block",
+			cancel:  true,
+			want:    []string{"mount root", "mount cache", "install", "run update-ca-certificates", "run block", "revert", "release cache", "release root"},
+			wantErr: "cancelled by test",
+		},
+		{
+			name:    "revert fails, exec fails",
+			args:    "user",
+			setup:   func(h *harness) { h.inst.revertErr = errors.New("left /etc/ssl/certs/x.pem") },
+			want:    fullOrder,
+			wantErr: "left /etc/ssl/certs/x.pem",
+		},
+		{
+			name:  "install fails, process runs without CAs",
+			args:  "user",
+			setup: func(h *harness) { h.inst.installErr = errors.New("no bundle") },
+			want:  []string{"mount root", "mount cache", "install", "run update-ca-certificates", "run user", "release cache", "release root"},
+		},
+		{
+			name:    "install fails in strict mode, process does not run",
+			args:    "user",
+			opts:    Options{Strict: true},
+			setup:   func(h *harness) { h.inst.installErr = errors.New("no bundle") },
+			want:    []string{"mount root", "mount cache", "install", "run update-ca-certificates", "release cache", "release root"},
+			wantErr: "no bundle",
+		},
+		{
+			name:  "sibling fails, process runs without CAs",
+			args:  "user",
+			setup: func(h *harness) { h.inner.fail["update-ca-certificates"] = errors.New("exit code 2") },
+			want:  []string{"mount root", "mount cache", "install", "run update-ca-certificates", "run user", "release cache", "release root"},
+		},
+		{name: "mode off passes through", args: "user", opts: Options{Mode: ModeOff}, want: []string{"run user"}},
+		{
+			name:  "read-only root passes through",
+			args:  "user",
+			setup: func(h *harness) { h.root.Readonly = true },
+			want:  []string{"run user"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness()
+			if tc.setup != nil {
+				tc.setup(h)
+			}
+			ctx, cancel := context.WithCancelCause(context.Background())
+			defer cancel(nil)
+			if tc.cancel {
+				time.AfterFunc(20*time.Millisecond, func() { cancel(errors.New("cancelled by test")) })
+			}
+			err := h.run(ctx, tc.opts, tc.args)
+			if tc.wantErr == "" && err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("Run error = %v, want one containing %q", err, tc.wantErr)
+			}
+			if got := h.rec.get(); !slices.Equal(got, tc.want) {
+				t.Errorf("calls:\n got %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestWrapOptOut(t *testing.T) {
+	for _, env := range [][]string{
+		{OptOutEnv + "=off"},
+		{OptOutEnv + "=on", OptOutEnv + "=OFF"},
+	} {
+		h := newHarness()
+		w := Wrap(h.inner, Options{Installer: h.inst})
+		_, err := w.Run(context.Background(), "", h.root, nil, bkexecutor.ProcessInfo{Meta: bkexecutor.Meta{Args: []string{"user"}, Env: env}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := h.rec.get(); !slices.Equal(got, []string{"run user"}) {
+			t.Errorf("env %q: calls %q, want only the user process", env, got)
+		}
+	}
+	if optedOut([]string{OptOutEnv + "=off", OptOutEnv + "=on"}) {
+		t.Error("the last assignment must win")
+	}
+}
+
+// TestSiblingProcess checks what the sibling container gets: none of the
+// user's environment, stdio, TTY or started channel.
+func TestSiblingProcess(t *testing.T) {
+	h := newHarness()
+	w := Wrap(h.inner, Options{Installer: h.inst})
+	userOut := &cappedBuffer{max: 1 << 10}
+	started := make(chan struct{})
+	meta := bkexecutor.Meta{Args: []string{"user"}, Env: []string{"SECRET=1", "PATH=/x"}, Tty: true, User: "1000", Cwd: "/src", NetMode: pb.NetMode_HOST, Hostname: "h"}
+	if _, err := w.Run(context.Background(), "ctr1", h.root, h.mnts, bkexecutor.ProcessInfo{Meta: meta, Stdout: userOut, Stderr: userOut, Stdin: io.NopCloser(strings.NewReader(""))}, started); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.inner.metas) != 2 {
+		t.Fatalf("inner ran %d processes, want 2", len(h.inner.metas))
+	}
+	sib := h.inner.metas[0]
+	if got, want := sib.Meta.Env, []string{"PATH=" + SiblingPath}; !slices.Equal(got, want) {
+		t.Errorf("sibling env %q, want %q", got, want)
+	}
+	if sib.Meta.User != "0:0" || sib.Meta.Cwd != "/" || sib.Meta.Tty || sib.Meta.NetMode != pb.NetMode_NONE {
+		t.Errorf("sibling meta %+v: want uid 0:0, cwd /, no TTY, NetMode NONE", sib.Meta)
+	}
+	if sib.Stdin != nil || sib.Stdout == userOut || sib.Stderr == userOut {
+		t.Error("sibling must not share the user's stdio")
+	}
+	if strings.Contains(userOut.String(), "update-ca-certificates") {
+		t.Errorf("sibling output reached the user's output: %q", userOut.String())
+	}
+	if h.inner.metas[1].Stdout != userOut || !h.inner.metas[1].Meta.Tty {
+		t.Error("the user process must get its own stdio and meta untouched")
+	}
+	select {
+	case <-started:
+	default:
+		t.Error("started was not passed to the user process")
+	}
+	if h.inst.seen.ID != "ctr1" || h.inst.seen.Root.Dest != "/" || len(h.inst.seen.Mounts) != 1 || h.inst.seen.Mounts[0].Dest != "/cache" {
+		t.Errorf("installer saw %+v", h.inst.seen)
+	}
+}
+
+func TestSiblingTimeout(t *testing.T) {
+	rec := &recorder{}
+	s := &sibling{inner: &fakeInner{rec: rec}, timeout: 30 * time.Millisecond, log: testLog()}
+	err := s.Run(context.Background(), []string{"block"})
+	if err == nil || !strings.Contains(err.Error(), "timed out") {
+		t.Fatalf("Run = %v, want a timeout", err)
+	}
+}
+
+func TestExecPassesThrough(t *testing.T) {
+	h := newHarness()
+	w := Wrap(h.inner, Options{Installer: h.inst})
+	if err := w.Exec(context.Background(), "ctr1", bkexecutor.ProcessInfo{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.rec.get(); !slices.Equal(got, []string{"exec ctr1"}) {
+		t.Errorf("calls %q", got)
+	}
+}
+
+func TestParseMode(t *testing.T) {
+	for in, want := range map[string]Mode{"": ModeAuto, "auto": ModeAuto, "command": ModeCommand, "fast": ModeFast, "off": ModeOff} {
+		if got, err := ParseMode(in); err != nil || got != want {
+			t.Errorf("ParseMode(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := ParseMode("sometimes"); err == nil {
+		t.Error("ParseMode accepted an unknown mode")
+	}
+}
