@@ -24,9 +24,15 @@ type Layout struct {
 	// Bundles are the PEM bundle files TLS libraries read, in the order they
 	// look for them; the first is the family's primary bundle.
 	Bundles []Bundle `json:"bundles,omitempty"`
-	// HashDir is the directory of OpenSSL subject-hash links (<hash>.0), the
-	// CApath that OpenSSL and Go's crypto/x509 also read, or "".
+	// HashDir is OpenSSL's CApath for the family: the directory where it
+	// looks up a CA by subject-hash link name (<hash>.0) and every file of
+	// which Go's crypto/x509 also reads; "" when there is none.
 	HashDir string `json:"hash_dir,omitempty"`
+	// UpdateHashes reports that the update command itself writes the
+	// subject-hash links in HashDir (Debian's `openssl rehash`, p11-kit's
+	// pem-directory-hash). Alpine's does not: reproducing its result means
+	// adding no hash link.
+	UpdateHashes bool `json:"update_hashes,omitempty"`
 	// Generated lists directories the update command rewrites as a whole
 	// (rehash, p11-kit extract); a journal must record their entries.
 	Generated []string `json:"generated,omitempty"`
@@ -176,6 +182,7 @@ func debianLayout() Layout {
 		SystemAnchorDirs: []string{"/usr/share/ca-certificates"},
 		Bundles:          []Bundle{{Path: "/etc/ssl/certs/ca-certificates.crt"}},
 		HashDir:          "/etc/ssl/certs",
+		UpdateHashes:     true,
 		Generated:        []string{"/etc/ssl/certs"},
 		Update: []Command{{
 			Argv:        []string{"/usr/sbin/update-ca-certificates"},
@@ -199,8 +206,8 @@ func debianLayout() Layout {
 // /etc/ssl/certs/ca-cert-<name>.pem, writes the bundle through a temporary
 // file renamed to /etc/ssl/certs/ca-certificates.crt, then execs
 // `run-parts /etc/ca-certificates/update.d` (/usr/bin or /bin run-parts; it
-// exits 1 when neither exists). It makes no subject-hash links, so HashDir is
-// empty; Go still reads every file in /etc/ssl/certs. The
+// exits 1 when neither exists). It makes no subject-hash links
+// (UpdateHashes is false), though /etc/ssl/certs is OpenSSL's CApath. The
 // ca-certificates-bundle subpackage — all a base image has — ships only
 // the bundle and /etc/ssl/cert.pem, a symlink to it (OPENSSLDIR is /etc/ssl).
 // Wolfi and Chainguard build the same package. The Java keystore comes from
@@ -215,6 +222,7 @@ func alpineLayout() Layout {
 			{Path: "/etc/ssl/certs/ca-certificates.crt"},
 			{Path: "/etc/ssl/cert.pem", Target: "certs/ca-certificates.crt"},
 		},
+		HashDir:   "/etc/ssl/certs",
 		Generated: []string{"/etc/ssl/certs"},
 		Update: []Command{{
 			Argv:     []string{"/usr/sbin/update-ca-certificates"},
@@ -254,8 +262,9 @@ func rhelLayout() Layout {
 			{Path: "/etc/pki/tls/certs/ca-bundle.trust.crt", Target: ex + "/openssl/ca-bundle.trust.crt"},
 			{Path: ex + "/openssl/ca-bundle.trust.crt"},
 		},
-		HashDir:   ex + "/pem/directory-hash",
-		Generated: []string{ex + "/pem", ex + "/openssl", ex + "/java", ex + "/edk2"},
+		HashDir:      ex + "/pem/directory-hash",
+		UpdateHashes: true,
+		Generated:    []string{ex + "/pem", ex + "/openssl", ex + "/java", ex + "/edk2"},
 		Update: []Command{{
 			Argv:        []string{"/usr/bin/update-ca-trust", "extract"},
 			Paths:       []string{"/usr/bin/update-ca-trust", "/bin/update-ca-trust"},
@@ -287,8 +296,9 @@ func suseLayout() Layout {
 			{Path: vl + "/ca-bundle.pem"},
 			{Path: "/etc/ssl/ca-bundle.pem", Target: vl + "/ca-bundle.pem"},
 		},
-		HashDir:   vl + "/pem",
-		Generated: []string{vl + "/pem", vl + "/openssl"},
+		HashDir:      vl + "/pem",
+		UpdateHashes: true,
+		Generated:    []string{vl + "/pem", vl + "/openssl"},
 		Update: []Command{{
 			Argv:        []string{"/usr/sbin/update-ca-certificates"},
 			Paths:       []string{"/usr/sbin/update-ca-certificates", "/sbin/update-ca-certificates"},
@@ -321,8 +331,9 @@ func archLayout() Layout {
 			{Path: ex + "/tls-ca-bundle.pem"},
 			{Path: "/etc/ssl/cert.pem", Target: "../ca-certificates/extracted/tls-ca-bundle.pem"},
 		},
-		HashDir:   "/etc/ssl/certs",
-		Generated: []string{ex, "/etc/ssl/certs"},
+		HashDir:      "/etc/ssl/certs",
+		UpdateHashes: true,
+		Generated:    []string{ex, "/etc/ssl/certs"},
 		Update: []Command{
 			{
 				Argv:        []string{"/usr/bin/update-ca-trust"},
