@@ -105,8 +105,8 @@ type Distro struct {
 	// image-controlled text; quote it when logging.
 	Name string `json:"name,omitempty"`
 	// Source is the container path that decided Family ("/etc/os-release",
-	// "/usr/lib/os-release", "/etc/alpine-release", "/bin/busybox", ...), or
-	// "" for FamilyUnknown with no evidence.
+	// "/usr/lib/os-release", "/etc/alpine-release", "/var/lib/dpkg/status.d",
+	// "/bin/busybox", ...), or "" for FamilyUnknown with no evidence.
 	Source string `json:"source,omitempty"`
 	// OSRelease holds every field of the os-release file that was used, or is
 	// nil when none was readable.
@@ -120,7 +120,9 @@ type Distro struct {
 	Problems []error `json:"-"`
 }
 
-// Errors Detect records in Distro.Problems (wrapped in *fs.PathError).
+// Errors Detect records in Distro.Problems, inside an *fs.PathError naming
+// the container path. Problems also carry the errors fsys itself returns (a
+// LimitedReadFS such as the vfs has its own too-large and not-regular errors).
 var (
 	// ErrNotRegular is recorded when a file Detect would read is a
 	// directory, FIFO, socket or device. Such files are never opened for reading.

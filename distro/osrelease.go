@@ -7,7 +7,7 @@ import (
 
 // ParseOSRelease parses the text of an os-release file as os-release(5)
 // describes it: one KEY=value assignment per line; values in double quotes
-// (where a backslash escapes `$`, `"`, `\` and “ ` ”), in single quotes (no
+// (where a backslash escapes $, ", \ and the backtick), in single quotes (no
 // escapes) or unquoted (a backslash escapes any character); adjacent quoted
 // and unquoted pieces are joined as a shell would; lines starting with `#`
 // (or `;`, as systemd accepts) are comments; blank lines are ignored.
