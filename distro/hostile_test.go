@@ -209,6 +209,10 @@ func TestDetectHostile(t *testing.T) {
 				t.Errorf("problems %v, want one matching %v", d.Problems, tt.problem)
 			}
 			for _, p := range d.Problems {
+				var pe *fs.PathError
+				if !errors.As(p, &pe) {
+					t.Errorf("problem %v carries no *fs.PathError", p)
+				}
 				if errors.Is(p, fs.ErrNotExist) {
 					t.Errorf("a missing file is not a problem: %v", p)
 				}
