@@ -20,15 +20,18 @@ type Container struct {
 	// Env is the user process's environment.
 	Env []string
 	// Runner runs a program in a sibling container on the same root and
-	// mounts: uid 0, no network, no TTY, a clean environment.
+	// mounts: uid 0, no network, no TTY, PATH only in the environment, cwd
+	// /. Its output goes to the daemon's log (and is returned), never to
+	// the build's output.
 	Runner Runner
 }
 
-// Runner runs argv in a sibling container of the exec, to completion. Its
-// output goes to the daemon's log, never to the build's output. An error
-// means the program could not run or exited non-zero.
+// Runner runs argv to completion in a sibling container of the exec and
+// returns its combined output (capped), also on failure. An error means the
+// program could not run, timed out or exited non-zero. It has the method set
+// of cacerts.Runner.
 type Runner interface {
-	Run(ctx context.Context, argv []string) error
+	Run(ctx context.Context, argv []string) (output []byte, err error)
 }
 
 // Revert undoes an install. It is called exactly once, after the user

@@ -35,10 +35,11 @@ type sibling struct {
 
 var _ Runner = (*sibling)(nil)
 
-// Run runs argv to completion, bounded by the sibling timeout.
-func (s *sibling) Run(ctx context.Context, argv []string) error {
+// Run runs argv to completion, bounded by the sibling timeout, and returns
+// its combined output (capped), also on failure.
+func (s *sibling) Run(ctx context.Context, argv []string) ([]byte, error) {
 	if len(argv) == 0 {
-		return fmt.Errorf("running sibling: empty argv")
+		return nil, fmt.Errorf("running sibling: empty argv")
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, s.timeout, fmt.Errorf("sibling %s timed out after %s", argv[0], s.timeout))
 	defer cancel()
@@ -63,10 +64,10 @@ func (s *sibling) Run(ctx context.Context, argv []string) error {
 	log := s.log.WithField("argv", strings.Join(argv, " ")).WithField("ms", time.Since(start).Milliseconds())
 	if err != nil {
 		log.WithError(err).WithField("output", out.String()).Warn("cacerts: sibling failed")
-		return fmt.Errorf("running %s in a sibling container: %w", argv[0], err)
+		return out.Bytes(), fmt.Errorf("running %s in a sibling container: %w", argv[0], err)
 	}
 	log.WithField("output", out.String()).Debug("cacerts: sibling ran")
-	return nil
+	return out.Bytes(), nil
 }
 
 // cappedBuffer is an io.WriteCloser keeping the first max bytes written.
@@ -91,6 +92,13 @@ func (b *cappedBuffer) Write(p []byte) (int, error) {
 }
 
 func (b *cappedBuffer) Close() error { return nil }
+
+// Bytes returns a copy of what was kept.
+func (b *cappedBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
+}
 
 func (b *cappedBuffer) String() string {
 	b.mu.Lock()

@@ -99,7 +99,7 @@ type fakeInstaller struct {
 func (f *fakeInstaller) Install(ctx context.Context, c *Container) (Revert, error) {
 	f.seen = c
 	f.rec.add("install")
-	if err := c.Runner.Run(ctx, []string{"update-ca-certificates"}); err != nil {
+	if _, err := c.Runner.Run(ctx, []string{"update-ca-certificates"}); err != nil {
 		return nil, err
 	}
 	if f.installErr != nil {
@@ -297,7 +297,7 @@ func TestSiblingProcess(t *testing.T) {
 func TestSiblingTimeout(t *testing.T) {
 	rec := &recorder{}
 	s := &sibling{inner: &fakeInner{rec: rec}, timeout: 30 * time.Millisecond, log: testLog()}
-	err := s.Run(context.Background(), []string{"block"})
+	_, err := s.Run(context.Background(), []string{"block"})
 	if err == nil || !strings.Contains(err.Error(), "timed out") {
 		t.Fatalf("Run = %v, want a timeout", err)
 	}

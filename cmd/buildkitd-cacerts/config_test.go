@@ -1,0 +1,103 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/moby/buildkit/cmd/buildkitd/config"
+
+	"github.com/buildkit-cacerts/buildkit-cacerts/cacerts"
+	"github.com/buildkit-cacerts/buildkit-cacerts/executor"
+)
+
+func writeTOML(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "buildkitd.toml")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadCACertsConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		toml    string
+		want    cacertsConfig
+		wantErr bool
+	}{
+		{name: "no section", toml: "debug = true\n", want: cacertsConfig{Dir: cacerts.DefaultDir}},
+		{
+			name: "full section next to upstream keys",
+			toml: `
+root = "/var/lib/x"
+[worker.oci]
+  gc = false
+[cacerts]
+  dir = "/etc/engine-cas"
+  mode = "command"
+  strict = true
+  sibling_timeout = "90s"
+[registry."example.com"]
+  http = true
+`,
+			want: cacertsConfig{Dir: "/etc/engine-cas", Mode: "command", Strict: true, SiblingTimeout: config.Duration{Duration: 90 * time.Second}},
+		},
+		{name: "bad mode", toml: "[cacerts]\nmode = \"sometimes\"\n", wantErr: true},
+		{name: "bad duration", toml: "[cacerts]\nsibling_timeout = \"soon\"\n", wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeTOML(t, tc.toml)
+			got, err := loadCACertsConfig(p)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("got %+v, want an error", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+			// BuildKit's own loader must still accept the file.
+			if _, err := config.LoadFile(p); err != nil {
+				t.Errorf("config.LoadFile: %v", err)
+			}
+		})
+	}
+}
+
+func TestLoadCACertsConfigMissingFile(t *testing.T) {
+	got, err := loadCACertsConfig(filepath.Join(t.TempDir(), "absent.toml"))
+	if err != nil || got.Dir != cacerts.DefaultDir || got.siblingTimeout() != executor.DefaultSiblingTimeout {
+		t.Fatalf("got %+v, %v; want the defaults", got, err)
+	}
+}
+
+func TestStringToGCConfig(t *testing.T) {
+	cfg, err := stringToGCConfig("100,200,300")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.GCReservedSpace.Bytes != 100e6 || cfg.GCMinFreeSpace.Bytes != 200e6 || cfg.GCMaxUsedSpace.Bytes != 300e6 {
+		t.Errorf("got %+v", cfg)
+	}
+	if _, err := stringToGCConfig("x"); err == nil {
+		t.Error("accepted a non-number")
+	}
+}
+
+func TestAttrMap(t *testing.T) {
+	m, err := attrMap([]string{"a=b", "c=d=e"})
+	if err != nil || m["a"] != "b" || m["c"] != "d=e" {
+		t.Fatalf("got %v, %v", m, err)
+	}
+	if _, err := attrMap([]string{"novalue"}); err == nil {
+		t.Error("accepted a label without =")
+	}
+}
