@@ -1,0 +1,212 @@
+package cacerts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/moby/buildkit/util/bklog"
+	"github.com/sirupsen/logrus"
+)
+
+// Snapshot limits for the command path.
+const (
+	maxWatchEntries = 20000
+	maxWatchDepth   = 4
+	maxWatchData    = 64 << 20
+)
+
+// applyCommand writes our anchors into the layout's anchor directory and
+// runs the update tool through the Runner. Everything the tool may rewrite
+// (the generated directories, the hash directory, the bundles, the Java
+// stores, the anchor directory) is snapshotted before and after, so revert
+// restores it without the tool.
+func (p *Plan) applyCommand(ctx context.Context, fsys FS, j *Journal) error {
+	l := p.d.Layout
+	watch := []string{l.AnchorDir}
+	watch = append(watch, l.Generated...)
+	if l.HashDir != "" {
+		watch = append(watch, l.HashDir)
+	}
+	for _, b := range l.Bundles {
+		watch = append(watch, path.Dir(b.Path), b.Path)
+	}
+	for _, s := range l.Java {
+		watch = append(watch, path.Dir(s), s)
+	}
+	roots := watchRoots(fsys, watch)
+	before, err := snapshot(fsys, roots, true)
+	if err != nil {
+		return err
+	}
+	if err := j.mkdirAll(fsys, l.AnchorDir); err != nil {
+		return err
+	}
+	for _, c := range p.set.Certs {
+		anchor := path.Join(l.AnchorDir, c.Name+l.AnchorExt)
+		if _, err := j.writeFile(fsys, anchor, c.PEM, 0o644, [][]byte{c.PEM}); err != nil {
+			return err
+		}
+		j.ours[anchor] = true
+		j.ours[c.Name+".pem"] = true
+	}
+	out, runErr := p.opt.Runner.Run(ctx, p.argv)
+	// Journal the tool's changes whether it succeeded or not: a failed tool
+	// may have written half, and the rollback must undo that too.
+	after, err := snapshot(fsys, roots, false)
+	if err != nil {
+		return errors.Join(runErr, err)
+	}
+	for _, e := range diffSnapshots(before, after, p.ourPEMs()) {
+		if _, ok := j.byPath[e.path]; ok {
+			continue
+		}
+		j.entries = append(j.entries, e)
+		j.byPath[e.path] = e
+	}
+	if l.HashDir != "" {
+		j.scan = append(j.scan, l.HashDir)
+	}
+	if runErr != nil {
+		return fmt.Errorf("running %s: %w; output:\n%s", strings.Join(p.argv, " "), runErr, tailOf(out, 4096))
+	}
+	bklog.G(ctx).WithFields(logrus.Fields{"argv": strings.Join(p.argv, " ")}).Debugf("update tool output: %s", tailOf(out, 4096))
+	return nil
+}
+
+// tailOf returns at most n trailing bytes of out as text.
+func tailOf(out []byte, n int) string {
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return string(out)
+}
+
+// watchRoots resolves the watched paths inside the root, keeping those
+// under trust-store paths (the only places we restore), deduplicated with
+// nested ones dropped.
+func watchRoots(fsys FS, paths []string) []string {
+	set := map[string]bool{}
+	for _, p := range paths {
+		rp, m, err := fsys.EvalSymlinks(p)
+		if err != nil {
+			// Absent: watch it lexically (the tool may create it) when its
+			// parent resolves to itself.
+			if rd, _, err := fsys.EvalSymlinks(path.Dir(p)); err == nil && rd == path.Dir(p) {
+				rp, m = p, nil
+			} else {
+				continue
+			}
+		} else if !writableRoot(m) {
+			continue
+		}
+		if IsTrustStorePath(rp) {
+			set[rp] = true
+		}
+		if rp != p && IsTrustStorePath(p) {
+			set[p] = true // the link itself
+		}
+	}
+	var out []string
+	for p := range set {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	var roots []string
+	for _, p := range out {
+		if len(roots) > 0 && strings.HasPrefix(p, roots[len(roots)-1]+"/") {
+			continue
+		}
+		roots = append(roots, p)
+	}
+	return roots
+}
+
+// snapshot records the state of every entry under roots (not following
+// links), the parents of the roots, with content for regular files when keep.
+func snapshot(fsys FS, roots []string, keep bool) (map[string]state, error) {
+	out := map[string]state{}
+	total := int64(0)
+	var walk func(p string, d int) error
+	walk = func(p string, d int) error {
+		if len(out) >= maxWatchEntries {
+			return fmt.Errorf("snapshot of %s: more than %d entries", p, maxWatchEntries)
+		}
+		s, err := lstat(fsys, p, false)
+		if err != nil {
+			return fmt.Errorf("snapshot of %s: %w", p, err)
+		}
+		if keep && s.isReg() && s.size <= maxBundle && total+s.size <= maxWatchData {
+			if s.data, err = fsys.ReadFileLimit(p, maxBundle); err != nil {
+				return fmt.Errorf("snapshot of %s: %w", p, err)
+			}
+			total += int64(len(s.data))
+		}
+		out[p] = s
+		if !s.isDir() || d >= maxWatchDepth {
+			return nil
+		}
+		ents, err := fsys.ReadDir(fsName(p))
+		if err != nil {
+			return fmt.Errorf("snapshot of %s: %w", p, err)
+		}
+		for _, e := range ents {
+			if err := walk(path.Join(p, e.Name()), d+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, r := range roots {
+		if err := walk(r, 0); err != nil {
+			return nil, err
+		}
+		if par := path.Dir(r); IsTrustStorePath(par) {
+			if _, ok := out[par]; !ok {
+				s, err := lstat(fsys, par, false)
+				if err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return nil, err
+				}
+				out[par] = s
+			}
+		}
+	}
+	return out, nil
+}
+
+// diffSnapshots turns two snapshots into journal entries for every path that
+// changed. Text files get our PEM blocks as their contribution (a tool may
+// have put them anywhere in a bundle).
+func diffSnapshots(before, after map[string]state, ours [][]byte) []*entry {
+	var paths []string
+	for p := range before {
+		paths = append(paths, p)
+	}
+	for p := range after {
+		if _, ok := before[p]; !ok {
+			paths = append(paths, p)
+		}
+	}
+	sort.Strings(paths)
+	var out []*entry
+	for _, p := range paths {
+		b, a := before[p], after[p]
+		if b.same(a) && !(b.isDir() || a.isDir()) {
+			continue
+		}
+		if b.same(a) {
+			continue
+		}
+		if b.isReg() && b.data == nil {
+			// Too large to keep: it cannot be restored, only cleaned.
+			b.size = -1
+		}
+		a.data = nil
+		out = append(out, &entry{path: p, base: b, ours: a, blocks: ours})
+	}
+	return out
+}

@@ -1,0 +1,348 @@
+package cacerts
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/buildkit-cacerts/buildkit-cacerts/distro"
+)
+
+// The fast path does in Go what Debian's update-ca-certificates
+// (ca-certificates 20230311 and 20250419, /usr/sbin/update-ca-certificates)
+// does when one more file appears in LOCALCERTSDIR, for a layout left
+// consistent by its last run:
+//
+//   - add(): for each `find -L $LOCALCERTSDIR -type f -name '*.crt' | sort`
+//     result CERT, PEM=$ETCCERTSDIR/$(basename CERT .crt with ' '->'_',
+//     '()'->'=', ','->'_').pem; `ln -sf "$CERT" "$PEM"` unless it already
+//     points there; `sed -e '$a\' "$CERT" >> "$TEMPBUNDLE"` (the file
+//     verbatim, a newline added when missing).
+//   - The bundle is rebuilt from scratch: every CERTSCONF entry, then the
+//     local certificates in sort order. So our anchors go at their sorted
+//     place among the local ones, which form the bundle's tail; we check the
+//     tail holds exactly the existing local anchors before inserting.
+//   - `chmod 0644 "$TEMPBUNDLE"; mv -f "$TEMPBUNDLE" "$CERTBUNDLE"`: the
+//     bundle is a new 0644 file.
+//   - Since a file was added, orphan symlinks are removed and `openssl
+//     rehash .` runs in ETCCERTSDIR; simulateRehash reproduces its effect on
+//     the buckets of our certificates' subject hashes.
+//   - Hooks in HOOKSDIR run with the list of added certificates: when any
+//     exists, the fast path is not used.
+//
+// Sort order is byte order: the tool runs with no locale set (C/POSIX) in
+// the sibling container and in the chroot runner.
+
+// errNotFast says why a layout is not modelled exactly.
+type errNotFast struct{ why string }
+
+func (e *errNotFast) Error() string { return e.why }
+
+func notFast(format string, args ...any) error {
+	return &errNotFast{why: fmt.Sprintf(format, args...)}
+}
+
+// fastCheck reports whether the fast path reproduces the update tool in
+// fsys exactly for layout l and set: a Debian-family layout with the tool
+// installed and able to run, no hooks, a non-empty CERTSCONF, a real hash
+// directory in the writable root mount holding the bundle as a regular file,
+// and a local anchor directory that is absent or holds only regular files
+// (none named like ours).
+func fastCheck(fsys FS, l distro.Layout, set *Set) error {
+	if l.Family != distro.FamilyDebian && l.Family != distro.FamilyGentoo {
+		return notFast("no exact model of %s's update tool", l.Family)
+	}
+	if len(l.Update) == 0 || len(l.Bundles) == 0 || l.HashDir == "" || l.AnchorDir == "" || l.Config == "" {
+		return notFast("layout incomplete")
+	}
+	if _, err := l.Update[0].Find(fsys); err != nil {
+		return notFast("update-ca-certificates cannot run: %v", err)
+	}
+	for _, d := range l.HookDirs {
+		if h := hooks(fsys, d); h != "" {
+			return notFast("hook %s would run", h)
+		}
+	}
+	if fi, err := fsys.Stat(fsName(l.Config)); err != nil || fi.Size() == 0 || !fi.Mode().IsRegular() {
+		return notFast("%s missing or empty: the tool would rebuild every link", l.Config)
+	}
+	etc := l.HashDir
+	if err := plainDir(fsys, etc); err != nil {
+		return err
+	}
+	bundle := l.Bundles[0].Path
+	if path.Dir(bundle) != etc {
+		return notFast("bundle %s is not in %s", bundle, etc)
+	}
+	if fi, err := fsys.Lstat(fsName(bundle)); err != nil || !fi.Mode().IsRegular() {
+		return notFast("bundle %s is not a regular file", bundle)
+	}
+	_, err := fsys.Lstat(fsName(l.AnchorDir))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return plainDir(fsys, path.Dir(l.AnchorDir))
+	case err != nil:
+		return notFast("%s: %v", l.AnchorDir, err)
+	}
+	if err := plainDir(fsys, l.AnchorDir); err != nil {
+		return err
+	}
+	ents, err := fsys.ReadDir(fsName(l.AnchorDir))
+	if err != nil {
+		return notFast("listing %s: %v", l.AnchorDir, err)
+	}
+	names := map[string]bool{}
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			return notFast("%s holds %s, not a regular file", l.AnchorDir, e.Name())
+		}
+		names[e.Name()] = true
+	}
+	for _, c := range set.Certs {
+		if names[c.Name+l.AnchorExt] {
+			return notFast("%s/%s%s already exists", l.AnchorDir, c.Name, l.AnchorExt)
+		}
+	}
+	return nil
+}
+
+// plainDir checks that the container path p is a directory reached without
+// symlinks, in the writable root mount.
+func plainDir(fsys FS, p string) error {
+	rp, m, err := fsys.EvalSymlinks(p)
+	if err != nil {
+		return notFast("%s: %v", p, err)
+	}
+	if rp != p {
+		return notFast("%s resolves to %s", p, rp)
+	}
+	if !m.IsRoot() || m.Readonly {
+		return notFast("%s is in a %s mount at %s, not the writable root", p, m.Type, m.Dest)
+	}
+	fi, err := fsys.Lstat(fsName(p))
+	if err != nil || !fi.IsDir() {
+		return notFast("%s is not a directory", p)
+	}
+	return nil
+}
+
+// hooks returns the first entry of dir that run-parts would run (a name of
+// [A-Za-z0-9_-] that is an executable regular file, or that cannot be
+// checked), or "".
+func hooks(fsys FS, dir string) string {
+	ents, err := fsys.ReadDir(fsName(dir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return ""
+	}
+	if err != nil {
+		return dir
+	}
+	for _, e := range ents {
+		if !runPartsName(e.Name()) {
+			continue
+		}
+		p := path.Join(dir, e.Name())
+		fi, err := fsys.Stat(fsName(p))
+		if err != nil || (fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0) {
+			return p
+		}
+	}
+	return ""
+}
+
+// runPartsName is run-parts' default name filter: ^[a-zA-Z0-9_-]+$.
+func runPartsName(n string) bool {
+	if n == "" {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// applyFast installs the plan's CAs like update-ca-certificates would.
+func (p *Plan) applyFast(fsys FS, j *Journal) error {
+	l := p.d.Layout
+	etc, bundle, anchorDir, ext := l.HashDir, l.Bundles[0].Path, l.AnchorDir, l.AnchorExt
+	certs := append([]*Cert(nil), p.set.Certs...)
+	sort.Slice(certs, func(a, b int) bool { return certs[a].Name+ext < certs[b].Name+ext })
+
+	// The bundle's tail must be the existing local anchors, in sort order.
+	var existing []string
+	if ents, err := fsys.ReadDir(fsName(anchorDir)); err == nil {
+		for _, e := range ents {
+			if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".crt") {
+				existing = append(existing, e.Name())
+			}
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("listing %s: %w", anchorDir, err)
+	}
+	be, err := j.record(fsys, bundle, true)
+	if err != nil {
+		return err
+	}
+	data := be.base.data
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		return fmt.Errorf("bundle %s does not end with a newline: run update-ca-certificates in the image, or use the command path", bundle)
+	}
+	type piece struct {
+		name string
+		data []byte
+	}
+	var pieces []piece
+	var tail []byte
+	for _, n := range existing {
+		b, err := fsys.ReadFileLimit(path.Join(anchorDir, n), maxBundle)
+		if err != nil {
+			return fmt.Errorf("reading local anchor %s/%s: %w", anchorDir, n, err)
+		}
+		b = withNewline(b)
+		tail = append(tail, b...)
+		pieces = append(pieces, piece{n, b})
+	}
+	if !bytes.HasSuffix(data, tail) {
+		return fmt.Errorf("bundle %s does not end with the local anchors of %s: run update-ca-certificates in the image, or use the command path", bundle, anchorDir)
+	}
+	var ours [][]byte
+	for _, c := range certs {
+		pieces = append(pieces, piece{c.Name + ext, c.PEM})
+		ours = append(ours, c.PEM)
+	}
+	sort.SliceStable(pieces, func(a, b int) bool { return pieces[a].name < pieces[b].name })
+	out := append([]byte(nil), data[:len(data)-len(tail)]...)
+	for _, pc := range pieces {
+		out = append(out, pc.data...)
+	}
+
+	// Anchors and their .pem links.
+	if err := j.mkdirAll(fsys, anchorDir); err != nil {
+		return err
+	}
+	for _, c := range certs {
+		anchor := path.Join(anchorDir, c.Name+ext)
+		if _, err := j.writeFile(fsys, anchor, c.PEM, 0o644, [][]byte{c.PEM}); err != nil {
+			return err
+		}
+		j.ours[anchor] = true
+		pemName := c.Name + ".pem"
+		if err := j.symlink(fsys, anchor, path.Join(etc, pemName)); err != nil {
+			return err
+		}
+		j.ours[pemName] = true
+	}
+
+	// Hash links, bucket by bucket.
+	buckets := map[uint32][]*Cert{}
+	var hashes []uint32
+	for _, c := range certs {
+		if _, ok := buckets[c.SubjectHash]; !ok {
+			hashes = append(hashes, c.SubjectHash)
+		}
+		buckets[c.SubjectHash] = append(buckets[c.SubjectHash], c)
+	}
+	sort.Slice(hashes, func(a, b int) bool { return hashes[a] < hashes[b] })
+	for _, h := range hashes {
+		if err := rehashBucket(fsys, j, etc, h, buckets[h]); err != nil {
+			return err
+		}
+	}
+
+	// The bundle: a new 0644 file.
+	e, err := j.writeFile(fsys, bundle, out, 0o644, ours)
+	if err != nil {
+		return err
+	}
+	if len(existing) == 0 || bytes.HasSuffix(out, bytes.Join(ours, nil)) {
+		e.add = &Addition{Blocks: ours}
+	}
+	if e.base.mode.Perm() != 0o644 {
+		if err := fsys.Chmod(bundle, 0o644); err != nil {
+			return fmt.Errorf("chmod %s: %w", bundle, err)
+		}
+	}
+	j.scan = append(j.scan, etc)
+	return nil
+}
+
+// rehashBucket makes the <hash>.<n> links of bucket h in etc what `openssl
+// rehash` would after our .pem links appeared, trusting the existing links
+// of the bucket to be complete (as the last rehash left them).
+func rehashBucket(fsys FS, j *Journal, etc string, h uint32, ours []*Cert) error {
+	var links []rehashLink
+	var files []rehashFile
+	seen := map[string]bool{}
+	for id := 0; id < maxCollisions; id++ {
+		name := fmt.Sprintf("%08x.%d", h, id)
+		p := path.Join(etc, name)
+		fi, err := fsys.Lstat(fsName(p))
+		if errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("hash link %s: %w", p, err)
+		}
+		if fi.Mode()&fs.ModeSymlink == 0 {
+			continue // rehash ignores it (no known extension) but may replace it
+		}
+		target, err := fsys.ReadLink(fsName(p))
+		if err != nil {
+			return fmt.Errorf("hash link %s: %w", p, err)
+		}
+		links = append(links, rehashLink{name: name, id: id, target: target})
+		if seen[target] || strings.Contains(target, "/") {
+			continue
+		}
+		seen[target] = true
+		data, err := fsys.ReadFileLimit(path.Join(etc, target), maxBundle)
+		if err != nil {
+			continue // dangling: rehash never sees a file by that name
+		}
+		if d, th, ok := certFileDigest(target, data); ok && th == h {
+			files = append(files, rehashFile{name: target, digest: d})
+		}
+	}
+	for _, c := range ours {
+		files = append(files, rehashFile{name: c.Name + ".pem", digest: sha1.Sum(c.Cert.Raw)})
+	}
+	res, err := simulateRehash(files, links)
+	if err != nil {
+		return fmt.Errorf("hash links for %08x in %s: %w", h, etc, err)
+	}
+	current := map[int]string{}
+	for _, l := range links {
+		current[l.id] = l.target
+	}
+	ids := make([]int, 0, len(res.links))
+	for id := range res.links {
+		ids = append(ids, id)
+	}
+	sort.Ints(ids)
+	for _, id := range ids {
+		t := res.links[id]
+		if cur, ok := current[id]; ok && cur == t {
+			continue
+		}
+		if err := j.symlink(fsys, t, path.Join(etc, fmt.Sprintf("%08x.%d", h, id))); err != nil {
+			return err
+		}
+	}
+	for _, id := range res.removed {
+		if _, keep := res.links[id]; keep {
+			continue
+		}
+		if err := j.remove(fsys, path.Join(etc, fmt.Sprintf("%08x.%d", h, id))); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,97 @@
+package cacerts
+
+import (
+	"context"
+	"io/fs"
+	"path"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
+)
+
+// FS is the confined view of one container's filesystem this package reads
+// and writes; *vfs.FS implements it. Read methods of io/fs take fs.ValidPath
+// names ("etc/ssl"); every other method takes a container path ("/etc/ssl"),
+// resolved inside the container. Writes must reach only the container's root
+// mount, never in place (new inode and rename), and never follow a final
+// symlink except as documented by vfs.
+type FS interface {
+	fs.FS
+	Stat(name string) (fs.FileInfo, error)
+	Lstat(name string) (fs.FileInfo, error)
+	ReadDir(name string) ([]fs.DirEntry, error)
+	ReadLink(name string) (string, error)
+	// ReadFileLimit reads a regular file of at most max bytes, following
+	// symlinks inside the container.
+	ReadFileLimit(unsafePath string, max int64) ([]byte, error)
+	WriteFile(unsafePath string, data []byte, perm fs.FileMode) error
+	// MkdirAll returns the container path of the topmost directory created,
+	// or "" when all existed.
+	MkdirAll(unsafePath string, perm fs.FileMode) (string, error)
+	Remove(unsafePath string) error
+	Symlink(oldname, newname string) error
+	Lchtimes(unsafePath string, atime, mtime time.Time) error
+	Lchown(unsafePath string, uid, gid int) error
+	Chmod(unsafePath string, mode fs.FileMode) error
+	// EvalSymlinks resolves every symlink inside the container and returns
+	// the canonical container path and the mount it lands in.
+	EvalSymlinks(unsafePath string) (string, *vfs.Mount, error)
+}
+
+// Runner runs a command inside the container whose root the FS views, as
+// uid 0, without network, with a minimal environment (PATH only) and the
+// root as working directory. The executor implements it with a sibling
+// container on the same root and mounts; tests use chroot. Output is the
+// combined stdout and stderr, returned also on failure.
+type Runner interface {
+	Run(ctx context.Context, argv []string) (output []byte, err error)
+}
+
+// maxBundle caps every bundle, anchor and hash-link target this package reads.
+const maxBundle = 10 << 20
+
+// trustStorePrefixes are the only container directories written (DESIGN.md
+// invariant 6), besides an image's SSL_CERT_FILE that parses as a bundle.
+var trustStorePrefixes = []string{
+	"/etc/ssl",
+	"/etc/pki",
+	"/etc/ca-certificates",
+	"/usr/local/share/ca-certificates",
+	"/usr/share/ca-certificates",
+	"/var/lib/ca-certificates",
+}
+
+// IsTrustStorePath reports whether the clean absolute container path p lies
+// under a trust-store location this package may write (DESIGN.md
+// invariant 6): /etc/ssl, /etc/pki, /etc/ca-certificates,
+// /usr/local/share/ca-certificates, /usr/share/ca-certificates or
+// /var/lib/ca-certificates. The directories themselves count.
+func IsTrustStorePath(p string) bool {
+	if p != path.Clean(p) || !path.IsAbs(p) {
+		return false
+	}
+	for _, pre := range trustStorePrefixes {
+		if p == pre || strings.HasPrefix(p, pre+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// fsName turns a clean absolute container path into an io/fs name.
+func fsName(p string) string {
+	n := strings.TrimLeft(p, "/")
+	if n == "" {
+		return "."
+	}
+	return n
+}
+
+// statT returns the *syscall.Stat_t behind fi, or nil.
+func statT(fi fs.FileInfo) *syscall.Stat_t {
+	st, _ := fi.Sys().(*syscall.Stat_t)
+	return st
+}
+

@@ -1,0 +1,531 @@
+package cacerts
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/moby/buildkit/util/bklog"
+	"github.com/sirupsen/logrus"
+)
+
+// state is what one container path was at one moment: absent, or its type,
+// identity, metadata, link target and (for files whose content we may put
+// back) content. Overlay's differ compares mode, owner, size and mtime to
+// the nanosecond (and content), so restoring those makes an entry
+// "unchanged" for BuildKit.
+type state struct {
+	exists   bool
+	mode     fs.FileMode // type and permission bits
+	uid, gid uint32
+	dev, ino uint64
+	size     int64
+	atime    time.Time
+	mtime    time.Time
+	target   string // symlink target
+	data     []byte // regular file content, kept only where it may be restored
+}
+
+func (s state) isReg() bool  { return s.exists && s.mode.IsRegular() }
+func (s state) isLink() bool { return s.exists && s.mode&fs.ModeSymlink != 0 }
+func (s state) isDir() bool  { return s.exists && s.mode.IsDir() }
+
+// same reports whether now is still the entry we left (ours): same type,
+// identity (dev, ino), size, mtime, mode, owner and link target. Access
+// times are ignored (reading a file changes them).
+func (s state) same(now state) bool {
+	if s.exists != now.exists {
+		return false
+	}
+	if !s.exists {
+		return true
+	}
+	return s.mode == now.mode && s.uid == now.uid && s.gid == now.gid &&
+		s.dev == now.dev && s.ino == now.ino && s.size == now.size &&
+		s.mtime.Equal(now.mtime) && s.target == now.target
+}
+
+// lstat returns the state of the container path p without following a final
+// symlink. With keep, a regular file's content (at most maxBundle bytes) is
+// kept too.
+func lstat(fsys FS, p string, keep bool) (state, error) {
+	fi, err := fsys.Lstat(fsName(p))
+	if errors.Is(err, fs.ErrNotExist) {
+		return state{}, nil
+	}
+	if err != nil {
+		return state{}, err
+	}
+	s := state{exists: true, mode: fi.Mode(), size: fi.Size(), mtime: fi.ModTime()}
+	if st := statT(fi); st != nil {
+		s.uid, s.gid = st.Uid, st.Gid
+		s.dev, s.ino = uint64(st.Dev), st.Ino
+		s.atime = time.Unix(st.Atim.Sec, st.Atim.Nsec)
+		s.mtime = time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
+	} else {
+		s.atime = s.mtime
+	}
+	switch {
+	case s.isLink():
+		if s.target, err = fsys.ReadLink(fsName(p)); err != nil {
+			return state{}, err
+		}
+	case s.isReg() && keep:
+		if s.data, err = fsys.ReadFileLimit(p, maxBundle); err != nil {
+			return state{}, err
+		}
+	}
+	return s, nil
+}
+
+// entry is one journaled path.
+type entry struct {
+	path string
+	base state
+	ours state
+	// blocks are our PEM blocks in this file: the whole content of an
+	// anchor, or what we added to a bundle.
+	blocks [][]byte
+	// add is the exact Addition when we appended to a bundle.
+	add *Addition
+}
+
+// Journal records every change an Apply made, so Revert can undo it. It is
+// returned by Plan.Apply and Install; the caller defers Revert. A Journal is
+// not safe for concurrent use.
+type Journal struct {
+	method  Method
+	entries []*entry
+	byPath  map[string]*entry
+	// ours are the link targets that point at our files: anchor container
+	// paths and the names of our .pem links; a symlink to one of them is our
+	// contribution wherever it is.
+	ours map[string]bool
+	// scan are directories where a process or tool may have made more links
+	// to our files (the hash directory); scanned on revert when changed.
+	scan     []string
+	reverted bool
+}
+
+func newJournal(m Method) *Journal {
+	return &Journal{method: m, byPath: map[string]*entry{}, ours: map[string]bool{}}
+}
+
+// Method returns how the journaled install was applied.
+func (j *Journal) Method() Method {
+	if j == nil {
+		return MethodNone
+	}
+	return j.method
+}
+
+// Paths lists the container paths the install changed, in the order it
+// changed them.
+func (j *Journal) Paths() []string {
+	if j == nil {
+		return nil
+	}
+	var out []string
+	for _, e := range j.entries {
+		if !e.base.same(e.ours) || e.base.exists != e.ours.exists {
+			out = append(out, e.path)
+		}
+	}
+	return out
+}
+
+// record journals the base state of p before its first change.
+func (j *Journal) record(fsys FS, p string, keep bool) (*entry, error) {
+	if e, ok := j.byPath[p]; ok {
+		return e, nil
+	}
+	s, err := lstat(fsys, p, keep)
+	if err != nil {
+		return nil, fmt.Errorf("recording %s: %w", p, err)
+	}
+	e := &entry{path: p, base: s}
+	j.entries = append(j.entries, e)
+	j.byPath[p] = e
+	return e, nil
+}
+
+// recordParent journals the directory holding p, whose mtime changes when
+// an entry in it is created, renamed or removed.
+func (j *Journal) recordParent(fsys FS, p string) error {
+	_, err := j.record(fsys, path.Dir(p), false)
+	return err
+}
+
+// writeFile replaces or creates the file p with data (new inode, rename)
+// and journals it. blocks are our PEM blocks in data.
+func (j *Journal) writeFile(fsys FS, p string, data []byte, perm fs.FileMode, blocks [][]byte) (*entry, error) {
+	if err := j.recordParent(fsys, p); err != nil {
+		return nil, err
+	}
+	e, err := j.record(fsys, p, true)
+	if err != nil {
+		return nil, err
+	}
+	if e.base.exists && !e.base.isReg() {
+		// A symlink we replace by a file (its target could not be written),
+		// or something we must not open: remove the link, never follow it.
+		if !e.base.isLink() {
+			return nil, fmt.Errorf("writing %s: not a regular file or symlink; remove it from the image or set SSL_CERT_FILE", p)
+		}
+		if err := fsys.Remove(p); err != nil {
+			return nil, fmt.Errorf("replacing link %s: %w", p, err)
+		}
+	}
+	if err := fsys.WriteFile(p, data, perm); err != nil {
+		return nil, fmt.Errorf("writing %s: %w", p, err)
+	}
+	e.blocks = append(e.blocks, blocks...)
+	return e, nil
+}
+
+// symlink makes p a symlink to target, replacing what is there, and
+// journals it.
+func (j *Journal) symlink(fsys FS, target, p string) error {
+	if err := j.recordParent(fsys, p); err != nil {
+		return err
+	}
+	e, err := j.record(fsys, p, true)
+	if err != nil {
+		return err
+	}
+	if e.base.exists {
+		if e.base.isDir() {
+			return fmt.Errorf("linking %s: a directory is in the way", p)
+		}
+		if err := fsys.Remove(p); err != nil {
+			return fmt.Errorf("replacing %s: %w", p, err)
+		}
+	}
+	if err := fsys.Symlink(target, p); err != nil {
+		return fmt.Errorf("linking %s: %w", p, err)
+	}
+	return nil
+}
+
+// remove removes p (a file or link) and journals it.
+func (j *Journal) remove(fsys FS, p string) error {
+	if err := j.recordParent(fsys, p); err != nil {
+		return err
+	}
+	e, err := j.record(fsys, p, true)
+	if err != nil {
+		return err
+	}
+	if !e.base.exists {
+		return nil
+	}
+	if err := fsys.Remove(p); err != nil {
+		return fmt.Errorf("removing %s: %w", p, err)
+	}
+	return nil
+}
+
+// mkdirAll creates directory p and missing parents, journaling each one it
+// creates and the directory above the topmost.
+func (j *Journal) mkdirAll(fsys FS, p string) error {
+	fi, err := fsys.Lstat(fsName(p))
+	if err == nil && fi.IsDir() {
+		return nil
+	}
+	// Journal the existing ancestor and every missing level before creating.
+	var missing []string
+	for q := p; q != "/"; q = path.Dir(q) {
+		fi, err := fsys.Lstat(fsName(q))
+		if err == nil {
+			if !fi.IsDir() && fi.Mode()&fs.ModeSymlink == 0 {
+				return fmt.Errorf("creating %s: %s is not a directory", p, q)
+			}
+			if _, err := j.record(fsys, q, false); err != nil {
+				return err
+			}
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("creating %s: %w", p, err)
+		}
+		missing = append(missing, q)
+	}
+	for _, q := range missing {
+		if _, err := j.record(fsys, q, false); err != nil {
+			return err
+		}
+	}
+	if _, err := fsys.MkdirAll(p, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", p, err)
+	}
+	return nil
+}
+
+// finish records the state we leave for every journaled path.
+func (j *Journal) finish(fsys FS) error {
+	var errs []error
+	for _, e := range j.entries {
+		s, err := lstat(fsys, e.path, false)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("recording %s: %w", e.path, err))
+			continue
+		}
+		e.ours = s
+	}
+	return errors.Join(errs...)
+}
+
+// depth is the number of components of a container path.
+func depth(p string) int { return strings.Count(p, "/") }
+
+// Revert undoes the install on fsys (a fresh view of the same container
+// root is fine: every path is resolved again). Where a path is still what
+// the install left, its base state is restored exactly — content, mode,
+// owner and mtime to the nanosecond; entries that did not exist are removed,
+// directories deepest first. Where the process changed a path, only our
+// contribution is removed (our PEM blocks from a bundle, our anchors, links
+// to our files) and its changes are kept. A directory we created is removed
+// only if empty. Revert never runs a tool. The error names every path where
+// something of ours may be left; Revert is a no-op the second time.
+func (j *Journal) Revert(ctx context.Context, fsys FS) error {
+	if j == nil || j.reverted {
+		return nil
+	}
+	j.reverted = true
+	start := time.Now()
+	log := bklog.G(ctx).WithField("method", j.method.String())
+
+	// States before we touch anything: our own removals change directories.
+	now := make(map[*entry]state, len(j.entries))
+	for _, e := range j.entries {
+		s, err := lstat(fsys, e.path, false)
+		if err != nil {
+			s = state{exists: true} // unreadable: treat as changed, never as ours
+		}
+		now[e] = s
+	}
+
+	var errs []error
+	var dirs []*entry
+	changed := 0
+	for i := len(j.entries) - 1; i >= 0; i-- {
+		e := j.entries[i]
+		if e.base.isDir() || e.ours.isDir() {
+			dirs = append(dirs, e)
+			continue
+		}
+		if e.base.same(e.ours) {
+			continue // untouched by us
+		}
+		n := now[e]
+		var err error
+		if e.ours.same(n) {
+			err = j.restore(fsys, e, n)
+		} else {
+			changed++
+			err = j.removeOurs(fsys, e, n, log)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, d := range j.scan {
+		if e, ok := j.byPath[d]; ok && e.ours.same(now[e]) {
+			continue // nobody else wrote there
+		}
+		if err := j.removeLinksToOurs(fsys, d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	sort.SliceStable(dirs, func(a, b int) bool { return depth(dirs[a].path) > depth(dirs[b].path) })
+	for _, e := range dirs {
+		if err := j.restoreDir(fsys, e, now[e]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	log.WithFields(logrus.Fields{"paths": len(j.entries), "changed_by_process": changed, "ms": time.Since(start).Milliseconds()}).Debug("CA certificates reverted")
+	if len(errs) > 0 {
+		return fmt.Errorf("reverting CA certificates, our changes may be left in the layer: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// restore puts back e's base state; now is what is there (our state).
+func (j *Journal) restore(fsys FS, e *entry, now state) error {
+	b := e.base
+	switch {
+	case !b.exists:
+		if now.exists {
+			if err := fsys.Remove(e.path); err != nil {
+				return fmt.Errorf("removing %s: %w", e.path, err)
+			}
+		}
+		return nil
+	case b.isReg():
+		if now.isLink() || !now.exists {
+			if now.exists {
+				if err := fsys.Remove(e.path); err != nil {
+					return fmt.Errorf("removing link %s: %w", e.path, err)
+				}
+			}
+		}
+		if err := fsys.WriteFile(e.path, b.data, b.mode.Perm()); err != nil {
+			return fmt.Errorf("restoring %s: %w", e.path, err)
+		}
+	case b.isLink():
+		if !(now.isLink() && now.target == b.target) {
+			if now.exists {
+				if err := fsys.Remove(e.path); err != nil {
+					return fmt.Errorf("removing %s: %w", e.path, err)
+				}
+			}
+			if err := fsys.Symlink(b.target, e.path); err != nil {
+				return fmt.Errorf("restoring link %s: %w", e.path, err)
+			}
+		}
+	default:
+		return fmt.Errorf("restoring %s: unexpected base type %v", e.path, b.mode.Type())
+	}
+	return restoreMeta(fsys, e.path, b)
+}
+
+// restoreMeta sets mode (not on links), owner and times of p to s.
+func restoreMeta(fsys FS, p string, s state) error {
+	cur, err := lstat(fsys, p, false)
+	if err != nil {
+		return fmt.Errorf("restoring %s: %w", p, err)
+	}
+	if !cur.isLink() && cur.mode.Perm() != s.mode.Perm() || cur.mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != s.mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) {
+		if err := fsys.Chmod(p, s.mode); err != nil {
+			return fmt.Errorf("restoring mode of %s: %w", p, err)
+		}
+	}
+	if cur.uid != s.uid || cur.gid != s.gid {
+		if err := fsys.Lchown(p, int(s.uid), int(s.gid)); err != nil {
+			return fmt.Errorf("restoring owner of %s: %w", p, err)
+		}
+	}
+	if err := fsys.Lchtimes(p, s.atime, s.mtime); err != nil {
+		return fmt.Errorf("restoring mtime of %s: %w", p, err)
+	}
+	return nil
+}
+
+// removeOurs removes our contribution from e, which the process changed;
+// now is its current state. Their changes and metadata are kept.
+func (j *Journal) removeOurs(fsys FS, e *entry, now state, log *logrus.Entry) error {
+	switch {
+	case !now.exists, now.isDir():
+		return nil
+	case now.isLink():
+		if j.ours[now.target] {
+			if err := fsys.Remove(e.path); err != nil {
+				return fmt.Errorf("removing link %s to our CA: %w", e.path, err)
+			}
+		}
+		return nil
+	case !now.isReg():
+		return nil // a FIFO or device: never opened, holds nothing of ours
+	case len(e.blocks) == 0:
+		return nil
+	}
+	data, err := fsys.ReadFileLimit(e.path, maxBundle)
+	if err != nil {
+		return fmt.Errorf("reading %s to remove our CAs: %w", e.path, err)
+	}
+	add := Addition{Blocks: e.blocks}
+	if e.add != nil {
+		add = *e.add
+	}
+	out, _ := RemovePEM(data, add)
+	if bytes.Equal(out, data) {
+		return nil
+	}
+	if !e.base.exists && len(bytes.TrimSpace(out)) == 0 {
+		if err := fsys.Remove(e.path); err != nil {
+			return fmt.Errorf("removing %s: %w", e.path, err)
+		}
+		return nil
+	}
+	if err := fsys.WriteFile(e.path, out, now.mode.Perm()); err != nil {
+		return fmt.Errorf("removing our CAs from %s: %w", e.path, err)
+	}
+	// Keep the process's mtime: the file is theirs now.
+	if err := fsys.Lchtimes(e.path, now.atime, now.mtime); err != nil {
+		return fmt.Errorf("restoring mtime of %s: %w", e.path, err)
+	}
+	log.WithField("path", e.path).Debug("process changed a CA file; removed only our certificates")
+	return nil
+}
+
+// removeLinksToOurs removes, in directory d, every symlink that points at
+// one of our files (a process that ran the update tool or openssl rehash
+// may have made new ones), keeping the directory's mtime.
+func (j *Journal) removeLinksToOurs(fsys FS, d string) error {
+	dirState, err := lstat(fsys, d, false)
+	if err != nil || !dirState.isDir() {
+		return nil
+	}
+	ents, err := fsys.ReadDir(fsName(d))
+	if err != nil {
+		return fmt.Errorf("listing %s for links to our CAs: %w", d, err)
+	}
+	var errs []error
+	removed := false
+	for _, de := range ents {
+		if de.Type()&fs.ModeSymlink == 0 {
+			continue
+		}
+		p := path.Join(d, de.Name())
+		t, err := fsys.ReadLink(fsName(p))
+		if err != nil || !j.ours[t] {
+			continue
+		}
+		if err := fsys.Remove(p); err != nil {
+			errs = append(errs, fmt.Errorf("removing link %s to our CA: %w", p, err))
+			continue
+		}
+		removed = true
+	}
+	if removed {
+		if e, ok := j.byPath[d]; !ok || !e.ours.same(dirState) {
+			_ = fsys.Lchtimes(d, dirState.atime, dirState.mtime)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// restoreDir puts back a directory's mtime (or removes it if we created it
+// and it is empty). now is its state before Revert changed anything.
+func (j *Journal) restoreDir(fsys FS, e *entry, now state) error {
+	if !now.isDir() {
+		return nil
+	}
+	if !e.base.exists {
+		ents, err := fsys.ReadDir(fsName(e.path))
+		if err != nil || len(ents) > 0 {
+			return nil // the process made it its own
+		}
+		if err := fsys.Remove(e.path); err != nil {
+			return fmt.Errorf("removing directory %s we created: %w", e.path, err)
+		}
+		return nil
+	}
+	if !e.base.isDir() {
+		return nil
+	}
+	if e.ours.same(now) {
+		return restoreMeta(fsys, e.path, e.base)
+	}
+	// The process changed the directory: keep its mtime, not ours.
+	if err := fsys.Lchtimes(e.path, now.atime, now.mtime); err != nil {
+		return fmt.Errorf("restoring mtime of %s: %w", e.path, err)
+	}
+	return nil
+}

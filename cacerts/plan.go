@@ -1,0 +1,190 @@
+package cacerts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/moby/buildkit/util/bklog"
+	"github.com/sirupsen/logrus"
+
+	"github.com/buildkit-cacerts/buildkit-cacerts/distro"
+)
+
+// Method is how the CAs are installed into one container root.
+type Method int
+
+const (
+	// MethodAuto lets NewPlan choose: fast, else command, else generic.
+	MethodAuto Method = iota
+	// MethodNone installs nothing (empty CA set).
+	MethodNone
+	// MethodFast reproduces Debian's update-ca-certificates in Go.
+	MethodFast
+	// MethodCommand runs the distribution's update tool through a Runner.
+	MethodCommand
+	// MethodGeneric writes bundles where TLS libraries look.
+	MethodGeneric
+)
+
+// String returns the method's name for logs.
+func (m Method) String() string {
+	switch m {
+	case MethodAuto:
+		return "auto"
+	case MethodNone:
+		return "none"
+	case MethodFast:
+		return "fast"
+	case MethodCommand:
+		return "command"
+	case MethodGeneric:
+		return "generic"
+	}
+	return fmt.Sprintf("method(%d)", int(m))
+}
+
+// Options configures NewPlan and Install.
+type Options struct {
+	// Env is the process's environment ("KEY=value"); SSL_CERT_FILE and
+	// SSL_CERT_DIR in it name extra places to install (untrusted values,
+	// resolved inside the container).
+	Env []string
+	// Runner runs the update tool for the command path; nil disables it.
+	Runner Runner
+	// Method forces a method; MethodAuto (the zero value) chooses.
+	Method Method
+	// Strict makes an install failure an error instead of a warning.
+	Strict bool
+}
+
+// Plan is what NewPlan decided for one container root. Apply it once.
+type Plan struct {
+	// Method is the way chosen.
+	Method Method
+	// Reason says why, for the log.
+	Reason string
+
+	d    *distro.Distro
+	set  *Set
+	opt  Options
+	argv []string // command path: the update command found
+}
+
+// NewPlan chooses how to install set into the root fsys, whose distribution
+// d was detected by distro.Detect. It reads the image (never writes). The
+// fast path is chosen only for a layout it models exactly (see fastCheck);
+// the command path needs opt.Runner and an installed update tool that can
+// run (its interpreter and the programs it calls exist); anything else gets
+// the generic path.
+func NewPlan(ctx context.Context, fsys FS, d *distro.Distro, set *Set, opt Options) (*Plan, error) {
+	if d == nil {
+		return nil, errors.New("planning CA install: no distribution detected; call distro.Detect first")
+	}
+	p := &Plan{d: d, set: set, opt: opt}
+	if set.Len() == 0 {
+		p.Method, p.Reason = MethodNone, "no CA certificates configured"
+		return p, nil
+	}
+	fastErr := fastCheck(fsys, d.Layout, set)
+	var cmdErr error
+	switch {
+	case opt.Runner == nil:
+		cmdErr = errors.New("no runner for the update tool")
+	case d.Layout.AnchorDir == "":
+		cmdErr = fmt.Errorf("%s has no anchor directory", d.Family)
+	default:
+		p.argv, cmdErr = d.Layout.FindUpdate(fsys)
+	}
+	switch opt.Method {
+	case MethodAuto:
+		switch {
+		case fastErr == nil:
+			p.Method, p.Reason = MethodFast, "layout modelled exactly"
+		case cmdErr == nil:
+			p.Method, p.Reason = MethodCommand, "fast path not possible: "+fastErr.Error()
+		default:
+			p.Method, p.Reason = MethodGeneric, "fast path not possible: "+fastErr.Error()+"; command path not possible: "+cmdErr.Error()
+		}
+	case MethodFast:
+		if fastErr != nil {
+			return nil, fmt.Errorf("planning fast CA install: %w", fastErr)
+		}
+		p.Method, p.Reason = MethodFast, "forced"
+	case MethodCommand:
+		if cmdErr != nil {
+			return nil, fmt.Errorf("planning CA install with the update tool: %w", cmdErr)
+		}
+		p.Method, p.Reason = MethodCommand, "forced"
+	case MethodGeneric, MethodNone:
+		p.Method, p.Reason = opt.Method, "forced"
+	default:
+		return nil, fmt.Errorf("planning CA install: unknown method %d", opt.Method)
+	}
+	return p, nil
+}
+
+// Apply installs the CAs as planned and returns the journal to revert them.
+// On error, whatever was done is rolled back first; the error says so, and
+// names what may be left if the rollback failed too. The runner is used only
+// by the command path, never by a rollback.
+func (p *Plan) Apply(ctx context.Context, fsys FS) (*Journal, error) {
+	j := newJournal(p.Method)
+	var err error
+	switch p.Method {
+	case MethodNone:
+		return j, nil
+	case MethodFast:
+		err = p.applyFast(fsys, j)
+	case MethodCommand:
+		err = p.applyCommand(ctx, fsys, j)
+	case MethodGeneric:
+		err = p.applyGeneric(ctx, fsys, j)
+	default:
+		err = fmt.Errorf("unknown method %s", p.Method)
+	}
+	if err == nil {
+		err = p.applyEnv(ctx, fsys, j)
+	}
+	ferr := j.finish(fsys)
+	if err == nil && ferr == nil {
+		return j, nil
+	}
+	err = errors.Join(err, ferr)
+	if rerr := j.Revert(context.WithoutCancel(ctx), fsys); rerr != nil {
+		return nil, fmt.Errorf("installing CA certificates (%s): %w; rolling back: %w", p.Method, err, rerr)
+	}
+	return nil, fmt.Errorf("installing CA certificates (%s), rolled back: %w", p.Method, err)
+}
+
+// Install plans and applies the CA install for one exec and returns the
+// journal whose Revert the caller defers (and must check: a revert failure
+// fails the exec). When the install fails, the partial install is rolled
+// back; without opt.Strict, Install then logs a warning and returns an empty
+// journal and no error, so the exec runs without the CAs; with Strict it
+// returns the error. One info line per exec is logged through bklog.G(ctx).
+func Install(ctx context.Context, fsys FS, d *distro.Distro, set *Set, opt Options) (*Journal, error) {
+	start := time.Now()
+	log := bklog.G(ctx).WithField("cas", set.Len())
+	if d != nil {
+		log = log.WithField("distro", d.Family.String())
+	}
+	p, err := NewPlan(ctx, fsys, d, set, opt)
+	var j *Journal
+	if err == nil {
+		log = log.WithFields(logrus.Fields{"method": p.Method.String(), "reason": p.Reason})
+		j, err = p.Apply(ctx, fsys)
+	}
+	if err != nil {
+		if opt.Strict {
+			return nil, err
+		}
+		log.WithError(err).Warn("CA certificates not installed; the exec runs without them")
+		return newJournal(MethodNone), nil
+	}
+	if p.Method != MethodNone {
+		log.WithFields(logrus.Fields{"paths": len(j.Paths()), "ms": time.Since(start).Milliseconds()}).Info("CA certificates installed")
+	}
+	return j, nil
+}
