@@ -94,4 +94,3 @@ func statT(fi fs.FileInfo) *syscall.Stat_t {
 	st, _ := fi.Sys().(*syscall.Stat_t)
 	return st
 }
-
