@@ -3,18 +3,28 @@ package executor
 import (
 	"context"
 	"fmt"
+	"strings"
+
+	"github.com/buildkit-cacerts/buildkit-cacerts/cacerts"
+	"github.com/buildkit-cacerts/buildkit-cacerts/distro"
+	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
 )
 
 // newDefaultInstaller is the Installer Wrap uses when Options.Installer is
 // nil.
 func newDefaultInstaller(o Options) Installer {
-	return &defaultInstaller{cas: o.CAs, mode: o.Mode}
+	return &defaultInstaller{cas: o.CAs, mode: o.Mode, strict: o.Strict}
 }
 
-// defaultInstaller installs o.CAs with the vfs, distro and cacerts packages.
+// defaultInstaller installs the CA set with the vfs, distro and cacerts
+// packages: a confined view of the container built from its mount specs,
+// the distribution detected in it, then cacerts.Install (fast path, the
+// distro's tool in a sibling, or the generic bundle) and, after the
+// process, Journal.Revert on a fresh view of the same mounts.
 type defaultInstaller struct {
-	cas  CASource
-	mode Mode
+	cas    CASource
+	mode   Mode
+	strict bool
 }
 
 // Install implements Installer.
@@ -29,6 +39,39 @@ func (d *defaultInstaller) Install(ctx context.Context, c *Container) (Revert, e
 	if set.Len() == 0 {
 		return nil, nil
 	}
-	// TODO: the vfs + distro + cacerts install lands with cacerts' apply.
-	return nil, nil
+	fsys, err := vfs.New(ctx, c.Root, c.Mounts)
+	if err != nil {
+		return nil, fmt.Errorf("viewing the container's filesystem: %w", err)
+	}
+	// The view is closed before the user process starts (DESIGN.md:
+	// no layer descriptor may outlive the install).
+	defer fsys.Close()
+	dist, err := distro.Detect(fsys)
+	if err != nil {
+		return nil, fmt.Errorf("detecting the container's distribution: %w", err)
+	}
+	opt := cacerts.Options{Env: c.Env, Strict: d.strict}
+	switch d.mode {
+	case ModeCommand:
+		opt.Method, opt.Runner = cacerts.MethodCommand, c.Runner
+	case ModeFast:
+		opt.Method = cacerts.MethodAuto // no Runner: fast, else generic
+	default:
+		opt.Method, opt.Runner = cacerts.MethodAuto, c.Runner
+	}
+	j, err := cacerts.Install(ctx, fsys, dist, set, opt)
+	if err != nil {
+		return nil, err // cacerts rolled the partial install back
+	}
+	if j.Method() == cacerts.MethodNone {
+		return nil, nil
+	}
+	return func(ctx context.Context) error {
+		fsys, err := vfs.New(ctx, c.Root, c.Mounts)
+		if err != nil {
+			return fmt.Errorf("viewing the container's filesystem to revert (left: %s): %w", strings.Join(j.Paths(), ", "), err)
+		}
+		defer fsys.Close()
+		return j.Revert(ctx, fsys)
+	}, nil
 }
