@@ -240,7 +240,7 @@ func (j *Journal) mkdirAll(fsys FS, p string) error {
 	}
 	// Journal the existing ancestor and every missing level before creating.
 	var missing []string
-	for q := p; q != "/"; q = path.Dir(q) {
+	for q := p; ; q = path.Dir(q) {
 		fi, err := fsys.Lstat(fsName(q))
 		if err == nil {
 			if !fi.IsDir() && fi.Mode()&fs.ModeSymlink == 0 {
@@ -251,7 +251,7 @@ func (j *Journal) mkdirAll(fsys FS, p string) error {
 			}
 			break
 		}
-		if !errors.Is(err, fs.ErrNotExist) {
+		if !errors.Is(err, fs.ErrNotExist) || q == "/" {
 			return fmt.Errorf("creating %s: %w", p, err)
 		}
 		missing = append(missing, q)
