@@ -119,8 +119,8 @@ func TestGenericPath(t *testing.T) {
 			checks: []check{fileHas("etc/ssl/certs/ca-certificates.crt", 1), notLink("etc/ssl/certs/ca-certificates.crt")},
 		},
 		{
-			name:   "cache mount over the cert dir",
-			specs:  []string{"dir etc/ssl/certs"},
+			name:  "cache mount over the cert dir",
+			specs: []string{"dir etc/ssl/certs"},
 			mounts: func(t *testing.T, dir string) []vfs.Spec {
 				src := filepath.Join(dir, "cache")
 				treespec.Build(t, src, "file ca-certificates.crt "+quote(other.pem))
