@@ -74,10 +74,23 @@ func checkLayout(t *testing.T, name, dir string) {
 	if err != nil || len(layers) != 1 {
 		t.Fatalf("layers: %d, %v", len(layers), err)
 	}
-	// The layer is the cached rootfs tarball.
+	// The layer is the cached rootfs tarball, gzipped.
 	diffID, _ := layers[0].DiffID()
 	if got := sha256File(t, RootfsTar(t, name)); got != diffID.Hex {
 		t.Errorf("layer diffID %s != sha256(rootfs.tar) %s", diffID.Hex, got)
+	}
+	digest, _ := layers[0].Digest()
+	blob := filepath.Join(dir, "blobs", "sha256", digest.Hex)
+	out, err := exec.Command("sh", "-c", `gzip -dc "$1" | sha256sum`, "sh", blob).Output()
+	if err != nil || strings.Fields(string(out))[0] != diffID.Hex {
+		t.Errorf("gunzip(layer blob) does not hash to the diffID: %v %s", err, out)
+	}
+	// Every blob hashes to its name.
+	blobs, _ := filepath.Glob(filepath.Join(dir, "blobs", "sha256", "*"))
+	for _, b := range blobs {
+		if got := sha256File(t, b); got != filepath.Base(b) {
+			t.Errorf("blob %s hashes to %s", b, got)
+		}
 	}
 }
 
@@ -120,7 +133,10 @@ func checkRootfs(t *testing.T, name, root string) {
 	case DebianBookwormTLS, DebianTrixieTLS, RootlessNonroot:
 		must(bundle, "usr/bin/curl", "usr/bin/openssl", "usr/bin/python3", "usr/bin/wget",
 			"usr/sbin/update-ca-certificates", "etc/ca-certificates.conf")
-		mustNot("var/lib/apt/lists/lock", "var/log/dpkg.log")
+		mustNot("var/log/dpkg.log", "var/cache/apt/pkgcache.bin")
+		if m, _ := filepath.Glob(filepath.Join(root, "var/lib/apt/lists/*_Packages*")); len(m) > 0 {
+			t.Errorf("apt lists left in the image: %q", m)
+		}
 		ver := "12"
 		if name == DebianTrixieTLS {
 			ver = "13"

@@ -192,8 +192,7 @@ func (b *Builder) Ensure(ctx context.Context, names ...string) ([]Result, error)
 	}()
 	results := make([]Result, len(names))
 	errs := make([]error, len(names))
-	sem := make(chan struct{}, b.opts.Jobs)
-	var wg sync.WaitGroup
+	var todo []int // indexes into names of what to build
 	for i, name := range names {
 		_, hash, err := b.Key(name)
 		if err != nil {
@@ -205,17 +204,28 @@ func (b *Builder) Ensure(ctx context.Context, names ...string) ([]Result, error)
 			results[i] = res
 			continue
 		}
+		todo = append(todo, i)
+	}
+	// Longest builds first, so the slowest one does not start last.
+	sort.SliceStable(todo, func(x, y int) bool { return cost(names[todo[x]]) > cost(names[todo[y]]) })
+	queue := make(chan int, len(todo))
+	for _, i := range todo {
+		queue <- i
+	}
+	close(queue)
+	var wg sync.WaitGroup
+	for w := 0; w < min(b.opts.Jobs, len(todo)); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				errs[i] = ctx.Err()
-				return
+			for i := range queue {
+				if err := ctx.Err(); err != nil {
+					errs[i] = err
+					continue
+				}
+				_, hash, _ := b.Key(names[i])
+				results[i], errs[i] = b.buildLocked(ctx, names[i], hash)
 			}
-			defer func() { <-sem }()
-			results[i], errs[i] = b.buildLocked(ctx, name, hash)
 		}()
 	}
 	wg.Wait()
@@ -283,6 +293,22 @@ func (b *Builder) buildLocked(ctx context.Context, name, hash string) (Result, e
 	res.Cached, res.Duration = false, time.Since(start)
 	b.opts.Logf("%s: built in %s", name, res.Duration.Round(100*time.Millisecond))
 	return res, err
+}
+
+// cost orders cold builds: a rough relative build time.
+func cost(name string) int {
+	r := Recipes()[name]
+	switch {
+	case name == DebianBookwormJava:
+		return 4
+	case r.Kind == KindGoStatic:
+		return 3
+	case r.Kind == KindMmdebstrap && len(r.Packages) > 0:
+		return 2
+	case r.Kind == KindDeb:
+		return 0
+	}
+	return 1
 }
 
 type buildMeta struct {

@@ -2,6 +2,8 @@ package factory
 
 import (
 	"compress/gzip"
+	"os"
+	"path/filepath"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -67,6 +69,13 @@ func writeOCI(dir, rootfsTar string, r Recipe, hash string) (string, error) {
 	d, err := img.Digest()
 	if err != nil {
 		return "", err
+	}
+	// Blobs are content-addressed and shared read-only: make them world-readable.
+	blobs, _ := filepath.Glob(filepath.Join(dir, "blobs", "*", "*"))
+	for _, b := range blobs {
+		if err := os.Chmod(b, 0o644); err != nil {
+			return "", err
+		}
 	}
 	return d.String(), nil
 }
