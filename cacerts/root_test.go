@@ -1,0 +1,214 @@
+package cacerts
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/buildkit-cacerts/buildkit-cacerts/internal/testenv"
+	"github.com/buildkit-cacerts/buildkit-cacerts/internal/testimages"
+)
+
+// chrootRunner runs argv in root with chroot(8), a clean environment (PATH
+// only) and no locale, as the sibling container does. Root only.
+type chrootRunner struct{ root string }
+
+func (r chrootRunner) Run(ctx context.Context, argv []string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "chroot", append([]string{r.root}, argv...)...)
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	return cmd.CombinedOutput()
+}
+
+var _ Runner = chrootRunner{}
+
+func suiteOf(image string) string {
+	if strings.Contains(image, "trixie") {
+		return "trixie"
+	}
+	return "bookworm"
+}
+
+// diffNoMtime compares two snapshots ignoring mtimes (and nlink).
+func diffNoMtime(a, b map[string]string) []string {
+	a2, b2 := map[string]string{}, map[string]string{}
+	for k, v := range a {
+		a2[k] = stripMtime(v)
+	}
+	for k, v := range b {
+		b2[k] = stripMtime(v)
+	}
+	return diffSnap(a2, b2)
+}
+
+func diffSnap(a, b map[string]string) []string {
+	var out []string
+	for k, v := range a {
+		if w, ok := b[k]; !ok {
+			out = append(out, "only in first: "+k+" ("+v+")")
+		} else if v != w {
+			out = append(out, "differs: "+k+": "+v+" vs "+w)
+		}
+	}
+	for k, w := range b {
+		if _, ok := a[k]; !ok {
+			out = append(out, "only in second: "+k+" ("+w+")")
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestDifferentialUpdateCACertificates proves the fast path leaves the same
+// trust store as copying the anchors and running the real
+// update-ca-certificates by chroot, and that revert restores every path of
+// the original tree, mtimes included.
+func TestDifferentialUpdateCACertificates(t *testing.T) {
+	testenv.RequiresRoot(t)
+	for _, image := range []string{testimages.DebianBookwormTLS, testimages.DebianTrixieTLS} {
+		for _, n := range []int{1, 3, 50} {
+			t.Run(fmt.Sprintf("%s/%d", image, n), func(t *testing.T) {
+				set := testSet(t, genCAs(t, n)...)
+				fast := testimages.Rootfs(t, image)
+				tool := testimages.Rootfs(t, image)
+				orig := snap(t, fast)
+				if d := diffSnap(orig, snap(t, tool)); len(d) > 0 {
+					t.Fatalf("two extractions differ:\n%s", strings.Join(d, "\n"))
+				}
+
+				fsys := openRoot(t, fast)
+				start := time.Now()
+				j, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{Strict: true, Method: MethodFast})
+				if err != nil {
+					t.Fatal(err)
+				}
+				fastTime := time.Since(start)
+
+				for _, c := range set.Certs {
+					p := filepath.Join(tool, "usr/local/share/ca-certificates", c.Name+".crt")
+					if err := os.WriteFile(p, c.PEM, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+				start = time.Now()
+				out, err := chrootRunner{tool}.Run(context.Background(), []string{"update-ca-certificates"})
+				if err != nil {
+					t.Fatalf("update-ca-certificates: %v\n%s", err, out)
+				}
+				t.Logf("fast path %v, update-ca-certificates by chroot %v: %s", fastTime, time.Since(start), strings.TrimSpace(string(out)))
+
+				if d := diffNoMtime(snap(t, fast), snap(t, tool)); len(d) > 0 {
+					t.Errorf("fast path vs update-ca-certificates:\n%s", strings.Join(d, "\n"))
+				}
+				if err := j.Revert(context.Background(), openRoot(t, fast)); err != nil {
+					t.Fatal(err)
+				}
+				if d := diffSnap(orig, snap(t, fast)); len(d) > 0 {
+					t.Errorf("tree after revert vs original:\n%s", strings.Join(d, "\n"))
+				}
+			})
+		}
+	}
+}
+
+// TestProcessChangesWinChroot runs real processes by chroot in a real
+// Debian root, once without injection and once between install and revert,
+// and compares the trees: equal in paths, types, contents, modes and owners,
+// and in mtimes wherever the process did not touch the path.
+func TestProcessChangesWinChroot(t *testing.T) {
+	testenv.RequiresRoot(t)
+	scenarios := []struct {
+		name string
+		argv []string
+		deb  bool
+	}{
+		{name: "nothing", argv: []string{"true"}},
+		{name: "update-ca-certificates", argv: []string{"update-ca-certificates"}},
+		{name: "update-ca-certificates --fresh", argv: []string{"update-ca-certificates", "--fresh"}},
+		{name: "reinstall ca-certificates", argv: []string{"dpkg", "-i", "/ca-certificates.deb"}, deb: true},
+		{name: "purge ca-certificates", argv: []string{"dpkg", "--purge", "--force-depends", "ca-certificates"}},
+		{name: "write to the bundle", argv: []string{"sh", "-c", "echo '# appended by the process' >> /etc/ssl/certs/ca-certificates.crt"}},
+		{name: "rm -rf /etc/ssl", argv: []string{"rm", "-rf", "/etc/ssl"}},
+	}
+	for _, image := range []string{testimages.DebianBookwormTLS, testimages.DebianTrixieTLS} {
+		for _, sc := range scenarios {
+			t.Run(image+"/"+sc.name, func(t *testing.T) {
+				set := testSet(t, genCAs(t, 3)...)
+				plain := testimages.Rootfs(t, image)
+				with := testimages.Rootfs(t, image)
+				if sc.deb {
+					deb := testimages.CACertsDeb(t, suiteOf(image))
+					for _, r := range []string{plain, with} {
+						copyFile(t, deb, filepath.Join(r, "ca-certificates.deb"))
+					}
+				}
+				orig := snap(t, plain)
+				run := func(root string) {
+					out, err := chrootRunner{root}.Run(context.Background(), sc.argv)
+					if err != nil {
+						t.Fatalf("%v: %v\n%s", sc.argv, err, out)
+					}
+				}
+				run(plain)
+
+				fsys := openRoot(t, with)
+				j, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{Strict: true, Runner: chrootRunner{with}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("method %s", j.Method())
+				run(with)
+				if err := j.Revert(context.Background(), openRoot(t, with)); err != nil {
+					t.Fatal(err)
+				}
+
+				a, b := snap(t, plain), snap(t, with)
+				for p := range a {
+					if orig[p] != a[p] || orig[p] != b[p] {
+						// Touched by the process (in either run): compare
+						// without mtimes.
+						if _, ok := b[p]; ok {
+							a[p], b[p] = stripMtime(a[p]), stripMtime(b[p])
+						}
+					}
+				}
+				for _, p := range volatile(a, b) {
+					delete(a, p)
+					delete(b, p)
+				}
+				if d := diffSnap(a, b); len(d) > 0 {
+					t.Errorf("with injection vs without, after revert:\n%s", strings.Join(d, "\n"))
+				}
+			})
+		}
+	}
+}
+
+// volatile lists paths whose content records when it was written (dpkg's
+// log and its status backups), which differ between any two runs.
+func volatile(a, b map[string]string) []string {
+	var out []string
+	for p := range a {
+		if p == "var/log/dpkg.log" || p == "var/log/alternatives.log" {
+			out = append(out, p)
+		}
+	}
+	_ = b
+	return out
+}
+
+func copyFile(t testing.TB, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
