@@ -11,7 +11,7 @@ import (
 // FormatVersion is mixed into every recipe hash. Bump it when the build code
 // changes in a way that changes its output (the recipes below are hashed
 // as data, the Go code that carries them out is not).
-const FormatVersion = "hack/images v1"
+const FormatVersion = "hack/images v2"
 
 // Image and artifact names.
 const (

@@ -76,7 +76,7 @@ func (b *Builder) goStatic(ctx context.Context, r Recipe, work, out string, log 
 	}
 	bin := filepath.Join(work, "bin")
 	env := []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOFLAGS=-mod=readonly"}
-	if err := run(ctx, log, env, root, goBin, "build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", bin, r.GoPackage); err != nil {
+	if err := run(ctx, log, env, root, goBin, "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid=", "-o", bin, r.GoPackage); err != nil {
 		return err
 	}
 	content, err := os.ReadFile(bin)
