@@ -1,0 +1,155 @@
+// Command bench measures what CA injection costs per RUN step, end to end:
+// the real daemon (cmd/buildkitd-cacerts) and upstream BuildKit's buildkitd,
+// Dockerfile builds through the BuildKit client with the cache disabled, the
+// configurations interleaved run by run (A B C D, B C D A, …) so machine
+// drift hits all alike. It needs root (BuildKit's runc worker).
+//
+//	go run ./hack/bench [-quick] [-rounds N] [-sections overhead,scaling,concurrency,memory,micro]
+//
+// Sections:
+//   - overhead: 30 near-empty RUN steps on debian-bookworm-tls,
+//     debian-bookworm-min, busybox and scratch-go, with an empty CA dir
+//     (plain), mode auto with 1 CA (fast), mode command with 1 CA, and
+//     upstream's buildkitd. Seconds per step, ratio to plain.
+//   - scaling: 1, 10, 100, 1000 CAs; images of 1, 10, 60 layers; a bundle of
+//     ~150 and 5,000 certificates. Per-step overhead at each point.
+//   - concurrency: 1, 4, 8 builds at once; RUN steps per second vs plain.
+//   - memory: every daemon's peak RSS (VmHWM) over the whole run.
+//   - micro: the vfs and cacerts Go benchmarks (go test -bench).
+//
+// It writes docs/benchmarks.md and docs/benchmarks.svg (not with -quick,
+// unless -out is given) and prints the report.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the command line.
+type options struct {
+	quick        bool
+	rounds       int
+	concRounds   int
+	steps        int
+	commandSteps int
+	sections     map[string]bool
+	out, svg     string
+	images       []string
+	caCounts     []int
+	layerCounts  []int
+	bundleSizes  []int
+	concurrency  []int
+	profileDir   string
+	profileSecs  int
+	debug        bool
+	keepLogs     string
+	command      string // as typed, for the report
+}
+
+var allSections = []string{"overhead", "scaling", "concurrency", "memory", "micro"}
+
+func parseFlags(args []string) (*options, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	o := &options{}
+	fs.BoolVar(&o.quick, "quick", false, "smoke run (~2 min): 1 round, 10 steps, fewer points, no micro-benchmarks; writes no docs unless -out is given")
+	fs.IntVar(&o.rounds, "rounds", 3, "rounds of the overhead and scaling sections (each round runs every configuration once)")
+	fs.IntVar(&o.concRounds, "conc-rounds", 2, "rounds of the concurrency section")
+	fs.IntVar(&o.steps, "steps", 30, "RUN steps per build")
+	fs.IntVar(&o.commandSteps, "command-steps", 10, "RUN steps per build in mode=command (each costs two runs of the distro tool)")
+	sections := fs.String("sections", strings.Join(allSections, ","), "sections to run: "+strings.Join(allSections, ","))
+	fs.StringVar(&o.out, "out", "", "markdown report path (default docs/benchmarks.md; none with -quick)")
+	fs.StringVar(&o.svg, "svg", "", "chart path (default: the report's path with .svg)")
+	fs.StringVar(&o.profileDir, "profile", "", "directory for CPU profiles of the fast and plain daemons taken during the overhead section (pprof over --debugaddr)")
+	fs.IntVar(&o.profileSecs, "profile-seconds", 20, "length of each CPU profile")
+	fs.BoolVar(&o.debug, "debug", false, "run the daemons with --debug")
+	fs.StringVar(&o.keepLogs, "logs", "", "directory to write each daemon's log to when it stops")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	o.command = "go run ./hack/bench " + strings.Join(args, " ")
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	o.sections = map[string]bool{}
+	for _, s := range strings.Split(*sections, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if !contains(allSections, s) {
+			return nil, fmt.Errorf("unknown section %q (want %s)", s, strings.Join(allSections, ","))
+		}
+		o.sections[s] = true
+	}
+	o.images = []string{"debian-bookworm-tls", "debian-bookworm-min", "busybox", "scratch-go"}
+	o.caCounts = []int{1, 10, 100, 1000}
+	o.layerCounts = []int{1, 10, 60}
+	o.bundleSizes = []int{0, 5000} // 0: the image's own bundle
+	o.concurrency = []int{1, 4, 8}
+	if o.quick {
+		if !set["rounds"] {
+			o.rounds = 1
+		}
+		if !set["conc-rounds"] {
+			o.concRounds = 1
+		}
+		if !set["steps"] {
+			o.steps = 10
+		}
+		if !set["command-steps"] {
+			o.commandSteps = 3
+		}
+		if !set["sections"] {
+			delete(o.sections, "micro")
+		}
+		o.caCounts = []int{1, 1000}
+		o.layerCounts = []int{1, 60}
+		o.concurrency = []int{1, 4}
+	} else if o.out == "" {
+		o.out = "docs/benchmarks.md"
+	}
+	if o.out != "" && o.svg == "" {
+		o.svg = strings.TrimSuffix(o.out, ".md") + ".svg"
+	}
+	if o.rounds < 1 || o.concRounds < 1 || o.steps < 1 || o.commandSteps < 1 {
+		return nil, fmt.Errorf("rounds and steps must be at least 1")
+	}
+	return o, nil
+}
+
+func contains[T comparable](xs []T, x T) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+func main() {
+	o, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "bench: needs root (BuildKit's runc worker)")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s bench: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}

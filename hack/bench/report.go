@@ -1,0 +1,276 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+)
+
+// ms formats a duration as milliseconds with one decimal.
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond)) }
+
+// signedMS formats an overhead in milliseconds with its sign.
+func signedMS(d time.Duration) string {
+	return fmt.Sprintf("%+.1f", float64(d)/float64(time.Millisecond))
+}
+
+func fmtRatio(x float64) string {
+	if math.IsNaN(x) {
+		return "–"
+	}
+	return fmt.Sprintf("%.3f", x)
+}
+
+// stepCell formats a cell's per-step median and round range, or its error.
+func stepCell(c *cell) (median, rng string) {
+	if c == nil {
+		return "–", "–"
+	}
+	if c.Sample.N() == 0 {
+		return "failed", errLine(c.Err)
+	}
+	lo, hi := c.Sample.RoundRange()
+	return ms(c.Sample.Median()), ms(lo) + "–" + ms(hi)
+}
+
+func errLine(err error) string {
+	if err == nil {
+		return ""
+	}
+	s := strings.SplitN(err.Error(), "\n", 2)[0]
+	s = strings.ReplaceAll(s, "|", "/")
+	if len(s) > 160 {
+		s = s[:160] + "…"
+	}
+	return s
+}
+
+// target is one of the issue's targets and what was measured for it.
+type target struct {
+	What     string
+	Measured string
+	Met      string // "yes", "no", "not measured"
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "**no**"
+}
+
+// median of a cell, ok false when it has no data.
+func med(g grid, img, spec string) (time.Duration, bool) {
+	c := g[img][spec]
+	if c == nil || c.Sample.N() == 0 {
+		return 0, false
+	}
+	return c.Sample.Median(), true
+}
+
+func targets(r *results) []target {
+	var ts []target
+	const tls = "debian-bookworm-tls"
+	plain, okP := med(r.Overhead, tls, "plain")
+	fast, okF := med(r.Overhead, tls, "fast")
+	cmd, okC := med(r.Overhead, tls, "command")
+	t := target{What: "fast path, 1 CA, debian-bookworm-tls: ratio ≤ 1.05", Met: "not measured"}
+	if okP && okF {
+		x := ratio(fast, plain)
+		t.Measured = fmt.Sprintf("%s / %s ms per step = %.3f", ms(fast), ms(plain), x)
+		t.Met = verdict(x <= 1.05)
+	}
+	ts = append(ts, t)
+
+	t = target{What: "fast path, 1000 CAs: ratio ≤ 1.25", Met: "not measured"}
+	if p, ok := med(r.Scaling, tls, "plain"); ok {
+		if f, ok := med(r.Scaling, tls, "cas-1000"); ok {
+			x := ratio(f, p)
+			t.Measured = fmt.Sprintf("%s / %s ms per step = %.3f", ms(f), ms(p), x)
+			t.Met = verdict(x <= 1.25)
+		}
+	}
+	ts = append(ts, t)
+
+	t = target{What: "fast-path overhead ≥ 50× smaller than the command path's", Met: "not measured"}
+	if okP && okF && okC {
+		x := overheadFactor(plain, fast, cmd)
+		t.Measured = fmt.Sprintf("command %s ms, fast %s ms over plain: ×%s", signedMS(cmd-plain), signedMS(fast-plain), fmtFactor(x))
+		t.Met = verdict(x >= 50)
+	}
+	ts = append(ts, t)
+
+	t = target{What: "8 concurrent builds keep ≥ 95 % of plain's steps/s", Met: "not measured"}
+	var p8, f8 *concPoint
+	for _, p := range r.Concurrency {
+		if p.Builds == 8 && p.Spec.Name == "plain" {
+			p8 = p
+		}
+		if p.Builds == 8 && p.Spec.Name == "fast" {
+			f8 = p
+		}
+	}
+	if p8 != nil && f8 != nil && len(p8.StepsPerS) > 0 && len(f8.StepsPerS) > 0 {
+		x := f8.StepsPerS.Median() / p8.StepsPerS.Median()
+		t.Measured = fmt.Sprintf("%.2f / %.2f steps/s = %.1f %%", f8.StepsPerS.Median(), p8.StepsPerS.Median(), 100*x)
+		t.Met = verdict(x >= 0.95)
+	}
+	ts = append(ts, t)
+
+	t = target{What: "daemon peak RSS ≤ 110 % of plain's", Met: "not measured"}
+	var mp, mf int64
+	for _, m := range r.Memory {
+		if m.Err == nil && m.Spec.Name == "plain" {
+			mp = m.Peak
+		}
+		if m.Err == nil && m.Spec.Name == "fast" {
+			mf = m.Peak
+		}
+	}
+	if mp > 0 && mf > 0 {
+		x := float64(mf) / float64(mp)
+		t.Measured = fmt.Sprintf("%s / %s MiB = %.1f %%", mib(mf), mib(mp), 100*x)
+		t.Met = verdict(x <= 1.10)
+	}
+	ts = append(ts, t)
+	return ts
+}
+
+func fmtFactor(x float64) string {
+	if math.IsInf(x, 1) {
+		return "∞ (fast-path overhead not above the noise)"
+	}
+	return fmt.Sprintf("%.0f", x)
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f", float64(b)/(1<<20)) }
+
+// report renders the Markdown report.
+func report(o *options, r *results) string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("# Benchmarks\n\n")
+	w("What CA injection costs per RUN step, measured end to end: the real daemon and upstream BuildKit's\n")
+	w("`buildkitd` (%s, built from the module go.mod pins), Dockerfile builds through the BuildKit client\n", "v0.34.2")
+	w("with the cache disabled (`no-cache`), images served by an in-process registry on loopback. The\n")
+	w("configurations are interleaved run by run (each round runs every configuration once, the order\n")
+	w("rotated each round), after one warm-up build each (image pulled and unpacked).\n\n")
+	w("A step's time is its vertex's start-to-completion as the client reports it (snapshot, mounts, the\n")
+	w("executor's Run with our install and revert, commit). **Median** is over every RUN step of every round\n")
+	w("(pooled); **min–max** is the range of the per-round medians. Overhead = median − plain's median.\n\n")
+	w("- Date: %s – %s (UTC)\n", r.Start.Format("2006-01-02 15:04"), r.End.Format("15:04"))
+	w("- Command: `%s` (as root)\n", strings.TrimSpace(o.command))
+	w("- Rounds: %d (overhead, scaling), %d (concurrency); %d RUN steps per build, %d in mode=command\n", o.rounds, o.concRounds, o.steps, o.commandSteps)
+	w("- Machine: %s, %d CPUs; kernel %s; %s; %s\n", r.Machine.CPU, r.Machine.CPUs, r.Machine.Kernel, r.Machine.Runc, r.Machine.Go)
+	w("- Memory (`free -h`):\n\n```\n%s\n```\n\n", r.Machine.Memory)
+	w("- Load (the 2 cores are shared with other work; `/proc/loadavg`):\n")
+	for _, s := range allSections {
+		if l, ok := r.Loads[s]; ok {
+			w("  - %s: %s\n", s, l)
+		}
+	}
+	w("\nChart: [benchmarks.svg](benchmarks.svg).\n\n")
+
+	w("## Targets\n\n| target | measured | met |\n|---|---|---|\n")
+	for _, t := range targets(r) {
+		w("| %s | %s | %s |\n", t.What, t.Measured, t.Met)
+	}
+	w("\n")
+
+	if r.Overhead != nil {
+		w("## 1. Per-exec overhead\n\n")
+		w("Configurations: **plain** = %s; **fast** = %s (auto picks the fast path where the layout is\n", specPlain.Describe(), specFast.Describe())
+		w("modelled exactly, the generic bundle on roots without a tool); **command** = %s (the distro's\n", specCommand.Describe())
+		w("tool before and after, in sibling containers); **upstream** = %s.\n\n", specUpstream.Describe())
+		w("| image | config | steps × rounds | ms/step (median) | min–max | ratio to plain | overhead ms/step |\n|---|---|---|---|---|---|---|\n")
+		for _, key := range o.images {
+			row := r.Overhead[key]
+			plain := row["plain"]
+			for _, name := range []string{"plain", "fast", "command", "upstream"} {
+				c := row[name]
+				if c == nil {
+					continue
+				}
+				m, rng := stepCell(c)
+				rt, ov := "–", "–"
+				if plain != nil && plain.Sample.N() > 0 && c.Sample.N() > 0 {
+					rt = fmtRatio(ratio(c.Sample.Median(), plain.Sample.Median()))
+					ov = signedMS(c.Sample.Median() - plain.Sample.Median())
+				}
+				w("| %s | %s | %d × %d | %s | %s | %s | %s |\n", key, name, c.Steps, len(c.Sample.Rounds), m, rng, rt, ov)
+			}
+		}
+		w("\n")
+	}
+	if r.Scaling != nil {
+		scalingReport(&b, o, r)
+	}
+	if r.Concurrency != nil {
+		w("## 3. Concurrency\n\n")
+		w("k builds of %d RUN steps started at once on one daemon (debian-bookworm-tls); throughput = RUN steps\n", o.steps)
+		w("completed ÷ the batch's wall time. Median over rounds, min–max.\n\n")
+		w("| builds at once | config | steps/s (median) | min–max | ms/step (median) | vs plain |\n|---|---|---|---|---|---|\n")
+		plain := map[int]float64{}
+		for _, p := range r.Concurrency {
+			if p.Spec.Name == "plain" && len(p.StepsPerS) > 0 {
+				plain[p.Builds] = p.StepsPerS.Median()
+			}
+		}
+		for _, p := range r.Concurrency {
+			if len(p.StepsPerS) == 0 {
+				w("| %d | %s | failed | %s | | |\n", p.Builds, p.Spec.Name, errLine(p.Err))
+				continue
+			}
+			lo, hi := p.StepsPerS.Range()
+			vs := "–"
+			if pl, ok := plain[p.Builds]; ok && pl > 0 {
+				vs = fmt.Sprintf("%.1f %%", 100*p.StepsPerS.Median()/pl)
+			}
+			w("| %d | %s | %.2f | %.2f–%.2f | %s | %s |\n", p.Builds, p.Spec.Name, p.StepsPerS.Median(), lo, hi, ms(p.Sample.Median()), vs)
+		}
+		w("\n")
+	}
+	if r.Memory != nil {
+		w("## 4. Memory\n\n")
+		w("Peak resident set size of each daemon process (`VmHWM`, the daemon alone, not runc or the\n")
+		w("containers) over the whole run. **plain** and **fast** ran exactly the same builds (every section);\n")
+		w("the other daemons ran only their own section's builds.\n\n")
+		w("| daemon | configuration | peak RSS MiB | vs plain |\n|---|---|---|---|\n")
+		var plain int64
+		for _, m := range r.Memory {
+			if m.Spec.Name == "plain" && m.Err == nil {
+				plain = m.Peak
+			}
+		}
+		for _, m := range r.Memory {
+			if m.Err != nil {
+				w("| %s | %s | %s | |\n", m.Spec.Name, m.Spec.Describe(), errLine(m.Err))
+				continue
+			}
+			vs := "–"
+			if plain > 0 {
+				vs = fmt.Sprintf("%.1f %%", 100*float64(m.Peak)/float64(plain))
+			}
+			w("| %s | %s | %s | %s |\n", m.Spec.Name, m.Spec.Describe(), mib(m.Peak), vs)
+		}
+		w("\n")
+	}
+	if len(r.Profiles) > 0 {
+		w("## Profiles\n\n")
+		w("CPU profiles (pprof over `--debugaddr`) of daemons running builds back to back.\n\n")
+		names := make([]string, 0, len(r.Profiles))
+		for n := range r.Profiles {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			w("### %s\n\n```\n%s\n```\n\n", n, r.Profiles[n])
+		}
+	}
+	if r.Micro != "" {
+		w("## Go micro-benchmarks\n\n`go test -run=^$ -bench=. -benchmem -count=1 ./vfs/ ./cacerts/`:\n\n```\n%s\n```\n", r.Micro)
+	}
+	return b.String()
+}

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// results is everything a run measured.
+type results struct {
+	Start, End  time.Time
+	Machine     machine
+	Overhead    grid
+	Scaling     grid
+	Concurrency []*concPoint
+	Memory      []memPoint
+	Micro       string
+	Profiles    map[string]string // daemon name → `go tool pprof -top` text
+	Loads       map[string]string // section → load average when it started and ended
+	Images      map[string]*image
+}
+
+func run(ctx context.Context, o *options) (err error) {
+	r := &results{Start: time.Now().UTC(), Machine: describeMachine(), Loads: map[string]string{}, Profiles: map[string]string{}}
+	e, err := newEnv(ctx, o)
+	defer func() {
+		if cerr := e.close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("cleaning up: %w", cerr))
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	section := func(name string, f func() error) error {
+		if !o.sections[name] {
+			return nil
+		}
+		start, load := time.Now(), loadAvg()
+		logf("section %s", name)
+		err := f()
+		r.Loads[name] = fmt.Sprintf("load %s at start, %s at end; %s", load, loadAvg(), time.Since(start).Round(time.Second))
+		return err
+	}
+	if err := section("overhead", func() (err error) { r.Overhead, err = e.overhead(ctx); return }); err != nil {
+		return err
+	}
+	if err := section("scaling", func() (err error) { r.Scaling, err = e.scaling(ctx); return }); err != nil {
+		return err
+	}
+	if err := section("concurrency", func() (err error) { r.Concurrency, err = e.concurrency(ctx); return }); err != nil {
+		return err
+	}
+	if o.profileDir != "" {
+		if err := e.profiles(ctx, r); err != nil {
+			logf("profiling: %v", err)
+		}
+	}
+	if o.sections["memory"] {
+		r.Memory = e.memory()
+	}
+	r.Images = e.images
+	if err := e.close(); err != nil {
+		logf("stopping daemons: %v", err)
+	}
+	if err := section("micro", func() (err error) { r.Micro, err = microBenchmarks(ctx); return }); err != nil {
+		logf("micro-benchmarks: %v", err)
+	}
+	r.End = time.Now().UTC()
+	md := report(o, r)
+	fmt.Println(md)
+	if o.out != "" {
+		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.out, []byte(md), 0o644); err != nil {
+			return err
+		}
+		logf("wrote %s", o.out)
+	}
+	if o.svg != "" {
+		if err := chart(r, o.svg); err != nil {
+			return fmt.Errorf("chart: %w", err)
+		}
+		logf("wrote %s", o.svg)
+	}
+	return nil
+}
+
+// microBenchmarks runs the vfs and cacerts Go benchmarks.
+func microBenchmarks(ctx context.Context) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", "test", "-run=^$", "-bench=.", "-benchmem", "-count=1", "./vfs/", "./cacerts/")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return strings.TrimSpace(out.String()), err
+}
+
+// profiles takes a CPU profile of the fast, plain and 1000-CA daemons, each
+// while it runs builds back to back, and keeps `go tool pprof -top`.
+func (e *env) profiles(ctx context.Context, r *results) error {
+	if err := os.MkdirAll(e.o.profileDir, 0o755); err != nil {
+		return err
+	}
+	im, err := e.image(ctx, "debian-bookworm-tls")
+	if err != nil {
+		return err
+	}
+	for _, s := range []daemonSpec{specFast, specPlain, specCAs(1000)} {
+		if _, err := e.daemon(ctx, s); err != nil {
+			return err
+		}
+		logf("profiling %s for %ds", s.Name, e.o.profileSecs)
+		path := filepath.Join(e.o.profileDir, s.Name+".pprof")
+		done := make(chan error, 1)
+		go func() {
+			done <- fetch(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", e.debug[s.Name], e.o.profileSecs), path)
+		}()
+		var perr error
+	loop:
+		for {
+			select {
+			case perr = <-done:
+				break loop
+			default:
+			}
+			if _, err := e.build(ctx, s, im, e.o.steps); err != nil {
+				return err
+			}
+		}
+		if perr != nil {
+			return perr
+		}
+		out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=30", path).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("pprof %s: %v\n%s", path, err, out)
+		}
+		r.Profiles[s.Name] = strings.TrimSpace(string(out))
+		out, err = exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-cum", "-nodecount=40", "-focus=buildkit-cacerts", path).CombinedOutput()
+		if err == nil {
+			r.Profiles[s.Name+" (cumulative, focus buildkit-cacerts)"] = strings.TrimSpace(string(out))
+		}
+	}
+	return nil
+}
+
+func fetch(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// machine describes where the run happened.
+type machine struct {
+	CPU    string
+	CPUs   int
+	Memory string
+	Kernel string
+	Runc   string
+	Go     string
+}
+
+func describeMachine() machine {
+	m := machine{CPUs: runtime.NumCPU(), Go: runtime.Version()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if out, err := exec.Command("free", "-h").Output(); err == nil {
+		m.Memory = strings.TrimSpace(string(out))
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if out, err := exec.Command("runc", "--version").Output(); err == nil {
+		m.Runc = strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0]
+	}
+	return m
+}
+
+// loadAvg is the 1-, 5- and 15-minute load average.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}

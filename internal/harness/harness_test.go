@@ -1,0 +1,170 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+func TestParseStatusKB(t *testing.T) {
+	status := []byte("Name:\tbuildkitd\nVmPeak:\t  900 kB\nVmHWM:\t   51200 kB\nVmRSS:\t   40000 kB\n")
+	for _, tc := range []struct {
+		field string
+		want  int64
+		bad   bool
+	}{
+		{"VmHWM", 51200 * 1024, false},
+		{"VmRSS", 40000 * 1024, false},
+		{"VmSwap", 0, true},
+	} {
+		got, err := parseStatusKB(status, tc.field)
+		if (err != nil) != tc.bad || got != tc.want {
+			t.Errorf("%s: %d, %v; want %d (error %v)", tc.field, got, err, tc.want, tc.bad)
+		}
+	}
+	if _, err := parseStatusKB([]byte("VmHWM: 12 MB\n"), "VmHWM"); err == nil {
+		t.Error("accepted a unit other than kB")
+	}
+	p, err := PeakRSS(os.Getpid())
+	if err != nil || p <= 0 {
+		t.Errorf("PeakRSS(self) = %d, %v", p, err)
+	}
+}
+
+func TestUnescapeMountinfo(t *testing.T) {
+	for in, want := range map[string]string{
+		`/tmp/a`:         "/tmp/a",
+		`/tmp/a\040b`:    "/tmp/a b",
+		`/tmp/x\134y`:    `/tmp/x\y`,
+		`/tmp/trailing\`: `/tmp/trailing\`,
+	} {
+		if got := unescapeMountinfo(in); got != want {
+			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestTailBuffer(t *testing.T) {
+	tb := &tailBuffer{max: 10}
+	for range 100 {
+		io.WriteString(tb, "0123456789abc")
+	}
+	if got := tb.String(); !strings.HasSuffix(got, "6789abc") || len(got) != 10 {
+		t.Errorf("tail = %q, want the last 10 bytes", got)
+	}
+}
+
+func TestImagesAndRegistry(t *testing.T) {
+	img, err := WithLayers(empty.Image, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err = WithFiles(img, File{Path: "/etc/ssl/certs/ca-certificates.crt", Data: []byte("bundle\n")}, File{Path: "/true", Data: []byte("x"), Mode: 0o755})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := LayerCount(img); err != nil || n != 4 {
+		t.Fatalf("layers = %d, %v; want 4", n, err)
+	}
+	if b, err := ReadImageFile(img, "etc/ssl/certs/ca-certificates.crt"); err != nil || string(b) != "bundle\n" {
+		t.Errorf("bundle = %q, %v", b, err)
+	}
+	if b, err := ReadImageFile(img, "/var/lib/harness/layer-002"); err != nil || string(b) != "layer 2\n" {
+		t.Errorf("layer file = %q, %v", b, err)
+	}
+	if _, err := ReadImageFile(img, "/etc/ssl"); err == nil {
+		t.Error("read a directory as a file")
+	}
+	if _, err := ReadImageFile(img, "/missing"); err == nil {
+		t.Error("read a missing file")
+	}
+
+	reg := StartRegistry()
+	defer reg.Close()
+	ref, err := reg.Push(context.Background(), img, "bench/x:latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(ref, reg.Host+"/bench/x:latest") {
+		t.Errorf("ref = %q", ref)
+	}
+	if !strings.Contains(reg.TOML(), `[registry."`+reg.Host+`"]`) {
+		t.Errorf("TOML = %q", reg.TOML())
+	}
+	r, _ := name.ParseReference(ref, name.Insecure)
+	got, err := remote.Image(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wd, _ := img.Digest()
+	gd, _ := got.Digest()
+	if wd != gd {
+		t.Errorf("pulled %s, pushed %s", gd, wd)
+	}
+}
+
+func TestPKI(t *testing.T) {
+	pems, err := ManyCAs("t", 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, p := range pems {
+		blk, _ := pem.Decode(p)
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil || !c.IsCA {
+			t.Fatalf("not a CA: %v", err)
+		}
+		if seen[string(c.RawSubject)] {
+			t.Errorf("subject repeats: %s", c.Subject)
+		}
+		seen[string(c.RawSubject)] = true
+	}
+	b, err := Bundle(7)
+	if err != nil || bytes.Count(b, []byte("BEGIN CERTIFICATE")) != 7 {
+		t.Errorf("bundle: %d certificates, %v", bytes.Count(b, []byte("BEGIN CERTIFICATE")), err)
+	}
+	dir, err := WriteCADir(t.TempDir(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 3 {
+		t.Errorf("CA dir holds %d files", len(ents))
+	}
+
+	ca, err := NewCA("harness test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ServeHTTPS(ca, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.PEM)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "ok" {
+		t.Errorf("body = %q", body)
+	}
+	if _, err := http.Get(srv.URL); err == nil {
+		t.Error("the system roots trusted the test CA")
+	}
+}
