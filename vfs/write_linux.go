@@ -90,58 +90,65 @@ func (fsys *FS) writeFile(unsafePath string, data []byte, perm fs.FileMode) erro
 	if strings.HasSuffix(unsafePath, "/") {
 		return syscall.EISDIR
 	}
-	w, name, err := fsys.parentFor(unsafePath)
-	if err != nil {
+	if err := checkPath(unsafePath); err != nil {
 		return err
 	}
+	if fsys.mounts == nil {
+		return fs.ErrClosed
+	}
+	w := fsys.newWalker()
 	defer w.close()
+	comps := splitPath(unsafePath)
+	if len(comps) == 0 {
+		return syscall.EISDIR
+	}
 	viaLink := false
-	var old *node
 	for {
-		dir := w.top()
-		n, err := fsys.sys.openChild(dir.n.fd, dir.n.mntID, name)
+		name, err := w.walkParent(comps)
+		if err != nil {
+			return err
+		}
+		if name == "." || name == ".." {
+			return syscall.EISDIR
+		}
+		// A final symlink is followed wherever it is; the entry it lands
+		// on must then be in the writable root mount.
+		c, err := w.child(name)
 		if isErrno(err, syscall.ENOENT) {
 			if viaLink {
-				return syscall.ENOENT
+				return syscall.ENOENT // never create through a dangling link
 			}
-			break
+			if err := fsys.checkName(w, name); err != nil {
+				return err
+			}
+			return fsys.replace(w.top().n, name, data, perm, nil)
 		}
 		if err != nil {
 			return err
 		}
-		if n.isLink() {
-			more, err := w.expandLink(frame{n: n})
-			if err != nil {
+		if c.n != nil && c.n.isLink() {
+			if comps, err = w.expandLink(c); err != nil {
 				return err
 			}
-			if len(more) == 0 {
-				more = []string{"."}
-			}
-			if name, err = w.walkParent(more); err != nil {
-				return err
-			}
-			if err := fsys.checkName(w, name); err != nil {
-				if err == syscall.EINVAL {
-					err = syscall.EISDIR
-				}
-				return err
+			if len(comps) == 0 {
+				return syscall.EISDIR // a link to "/"
 			}
 			viaLink = true
 			continue
 		}
-		if n.isDir() {
-			n.close()
-			return syscall.EISDIR
+		if err := fsys.checkName(w, name); err != nil {
+			c.n.close()
+			return err
 		}
-		if !n.isReg() {
-			n.close()
+		defer c.n.close()
+		switch {
+		case c.n.isDir():
+			return syscall.EISDIR
+		case !c.n.isReg():
 			return ErrNotRegular
 		}
-		old = n
-		break
+		return fsys.replace(w.top().n, name, data, perm, c.n)
 	}
-	defer old.close()
-	return fsys.replace(w.top().n, name, data, perm, old)
 }
 
 // replace writes data to a new inode in dir and renames it over name,
