@@ -442,4 +442,3 @@ func kernelWalk(t *testing.T, root string, fsys *FS) []string {
 	})
 	return out
 }
-
