@@ -271,13 +271,18 @@ func serveHTTPS(t *testing.T, pki *testPKI, body string) string {
 	return srv.URL
 }
 
-// serveRegistry runs an in-memory registry on 127.0.0.1 and pushes the OCI
-// layout's image into it as repo:tag; it returns the registry's host:port.
-func serveRegistry(t *testing.T, layoutDir, repoTag string) string {
+// serveRegistry runs an in-memory registry on 127.0.0.1 and returns its
+// host:port.
+func serveRegistry(t *testing.T) string {
 	t.Helper()
 	srv := httptest.NewServer(registry.New(registry.Logger(nopLogger())))
 	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// pushLayout pushes the OCI layout's one image to host as repoTag.
+func pushLayout(t *testing.T, host, layoutDir, repoTag string) {
+	t.Helper()
 	idx, err := layout.ImageIndexFromPath(layoutDir)
 	if err != nil {
 		t.Fatal(err)
@@ -300,5 +305,4 @@ func serveRegistry(t *testing.T, layoutDir, repoTag string) string {
 	if err := remote.Write(ref, img); err != nil {
 		t.Fatalf("pushing %s: %v", ref, err)
 	}
-	return host
 }

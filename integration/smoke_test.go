@@ -49,7 +49,8 @@ func newSmokeEnv(t *testing.T) *smokeEnv {
 	layoutDir := testimages.Layout(t, testimages.DebianBookwormTLS)
 	e := &smokeEnv{pki: newTestPKI(t)}
 	e.url = serveHTTPS(t, e.pki, smokeBody)
-	e.registry = serveRegistry(t, layoutDir, "debian:tls")
+	e.registry = serveRegistry(t)
+	pushLayout(t, e.registry, layoutDir, "debian:tls")
 	e.image = e.registry + "/debian:tls"
 	e.baseLen = layoutLayers(t, layoutDir)
 	e.toml = fmt.Sprintf("[registry.%q]\n  http = true\n", e.registry)

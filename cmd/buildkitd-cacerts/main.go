@@ -57,7 +57,11 @@ func main() {
 		Action:                    run,
 	}
 	if err := app.Run(context.Background(), os.Args); err != nil {
-		fmt.Fprintf(os.Stderr, "buildkitd-cacerts: %+v\n", err)
+		if logrus.IsLevelEnabled(logrus.DebugLevel) {
+			fmt.Fprintf(os.Stderr, "buildkitd-cacerts: %+v\n", err) // with stacks, like upstream
+		} else {
+			fmt.Fprintf(os.Stderr, "buildkitd-cacerts: %v\n", err)
+		}
 		os.Exit(1)
 	}
 }
