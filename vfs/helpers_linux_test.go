@@ -67,7 +67,7 @@ type sandbox struct {
 	canary *treespec.Canary
 }
 
-func newSandbox(t *testing.T, rootSpecs ...string) *sandbox {
+func newSandbox(t testing.TB, rootSpecs ...string) *sandbox {
 	t.Helper()
 	dir := t.TempDir()
 	sb := &sandbox{dir: dir, root: filepath.Join(dir, "root")}
