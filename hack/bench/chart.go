@@ -3,13 +3,16 @@ package main
 import (
 	"fmt"
 	"image/color"
+	"io"
 	"os"
+	"strings"
 	"time"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 	"gonum.org/v1/plot/vg/vgsvg"
 )
 
@@ -22,7 +25,7 @@ var palette = []color.Color{
 
 func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// chart draws two panels into an SVG: ms per RUN step by image and
+// chart draws two panels into an SVG (a PNG when path ends in .png): ms per RUN step by image and
 // configuration (section 1), and by CA count (section 2).
 func chart(r *results, path string) error {
 	left, err := configPlot(r)
@@ -34,7 +37,15 @@ func chart(r *results, path string) error {
 		return err
 	}
 	const w, h = 28 * vg.Centimeter, 11 * vg.Centimeter
-	c := vgsvg.New(w, h)
+	var c interface {
+		vg.CanvasSizer
+		io.WriterTo
+	}
+	if strings.HasSuffix(path, ".png") {
+		c = vgimg.PngCanvas{Canvas: vgimg.New(w, h)}
+	} else {
+		c = vgsvg.New(w, h)
+	}
 	dc := draw.New(c)
 	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Centimeter, PadY: vg.Millimeter * 3, PadTop: vg.Millimeter * 3, PadBottom: vg.Millimeter * 3, PadLeft: vg.Millimeter * 3, PadRight: vg.Millimeter * 3}
 	cs := plot.Align([][]*plot.Plot{{left, right}}, tiles, dc)

@@ -69,6 +69,8 @@ type env struct {
 	daemons map[string]*harness.Daemon
 	specs   map[string]daemonSpec
 	debug   map[string]string // daemon name → pprof address
+
+	installs *installLog
 }
 
 func newEnv(ctx context.Context, o *options) (*env, error) {
@@ -76,7 +78,7 @@ func newEnv(ctx context.Context, o *options) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &env{o: o, work: work, images: map[string]*image{}, daemons: map[string]*harness.Daemon{}, specs: map[string]daemonSpec{}, debug: map[string]string{}}
+	e := &env{o: o, work: work, images: map[string]*image{}, daemons: map[string]*harness.Daemon{}, specs: map[string]daemonSpec{}, debug: map[string]string{}, installs: newInstallLog()}
 	logf("building buildkitd-cacerts and upstream buildkitd %s", harness.UpstreamVersion)
 	if e.bins, err = harness.BuildBinaries(ctx, filepath.Join(work, "bin"), true); err != nil {
 		return e, err
@@ -133,6 +135,7 @@ func (e *env) daemon(ctx context.Context, s daemonSpec) (*harness.Daemon, error)
 		return nil, err
 	}
 	cfg.DebugAddr = addr
+	cfg.Log = e.installs.writer(s.Name)
 	logf("starting daemon %s (%s)", s.Name, s.Describe())
 	d, err := harness.StartDaemon(ctx, cfg)
 	if err != nil {

@@ -32,25 +32,33 @@ import (
 	"time"
 )
 
+// params are what a run measured with; they go into the report (and the
+// JSON results, from which -replot renders it again).
+type params struct {
+	Command      string // as typed
+	Rounds       int
+	ConcRounds   int
+	Steps        int
+	CommandSteps int
+	Images       []string
+	CACounts     []int
+	LayerCounts  []int
+	BundleSizes  []int // 0: the image's own bundle
+	Concurrency  []int
+}
+
 // options are the command line.
 type options struct {
-	quick        bool
-	rounds       int
-	concRounds   int
-	steps        int
-	commandSteps int
-	sections     map[string]bool
-	out, svg     string
-	images       []string
-	caCounts     []int
-	layerCounts  []int
-	bundleSizes  []int
-	concurrency  []int
-	profileDir   string
-	profileSecs  int
-	debug        bool
-	keepLogs     string
-	command      string // as typed, for the report
+	params
+	quick       bool
+	sections    map[string]bool
+	out, svg    string
+	jsonOut     string
+	replot      string
+	profileDir  string
+	profileSecs int
+	debug       bool
+	keepLogs    string
 }
 
 var allSections = []string{"overhead", "scaling", "concurrency", "memory", "micro"}
@@ -59,13 +67,15 @@ func parseFlags(args []string) (*options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	o := &options{}
 	fs.BoolVar(&o.quick, "quick", false, "smoke run (~2 min): 1 round, 10 steps, fewer points, no micro-benchmarks; writes no docs unless -out is given")
-	fs.IntVar(&o.rounds, "rounds", 3, "rounds of the overhead and scaling sections (each round runs every configuration once)")
-	fs.IntVar(&o.concRounds, "conc-rounds", 2, "rounds of the concurrency section")
-	fs.IntVar(&o.steps, "steps", 30, "RUN steps per build")
-	fs.IntVar(&o.commandSteps, "command-steps", 10, "RUN steps per build in mode=command (each costs two runs of the distro tool)")
+	fs.IntVar(&o.Rounds, "rounds", 3, "rounds of the overhead and scaling sections (each round runs every configuration once)")
+	fs.IntVar(&o.ConcRounds, "conc-rounds", 2, "rounds of the concurrency section")
+	fs.IntVar(&o.Steps, "steps", 30, "RUN steps per build")
+	fs.IntVar(&o.CommandSteps, "command-steps", 5, "RUN steps per build in mode=command (each costs two runs of the distro tool)")
 	sections := fs.String("sections", strings.Join(allSections, ","), "sections to run: "+strings.Join(allSections, ","))
 	fs.StringVar(&o.out, "out", "", "markdown report path (default docs/benchmarks.md; none with -quick)")
 	fs.StringVar(&o.svg, "svg", "", "chart path (default: the report's path with .svg)")
+	fs.StringVar(&o.jsonOut, "json", "", "also write the raw results as JSON here (default: a file in the temp dir)")
+	fs.StringVar(&o.replot, "replot", "", "render the report and chart again from a JSON results file, measure nothing")
 	fs.StringVar(&o.profileDir, "profile", "", "directory for CPU profiles of the fast and plain daemons taken during the overhead section (pprof over --debugaddr)")
 	fs.IntVar(&o.profileSecs, "profile-seconds", 20, "length of each CPU profile")
 	fs.BoolVar(&o.debug, "debug", false, "run the daemons with --debug")
@@ -73,7 +83,7 @@ func parseFlags(args []string) (*options, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	o.command = "go run ./hack/bench " + strings.Join(args, " ")
+	o.Command = "go run ./hack/bench " + strings.Join(args, " ")
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	o.sections = map[string]bool{}
@@ -87,37 +97,37 @@ func parseFlags(args []string) (*options, error) {
 		}
 		o.sections[s] = true
 	}
-	o.images = []string{"debian-bookworm-tls", "debian-bookworm-min", "busybox", "scratch-go"}
-	o.caCounts = []int{1, 10, 100, 1000}
-	o.layerCounts = []int{1, 10, 60}
-	o.bundleSizes = []int{0, 5000} // 0: the image's own bundle
-	o.concurrency = []int{1, 4, 8}
+	o.Images = []string{"debian-bookworm-tls", "debian-bookworm-min", "busybox", "scratch-go"}
+	o.CACounts = []int{1, 10, 100, 1000}
+	o.LayerCounts = []int{1, 10, 60}
+	o.BundleSizes = []int{0, 5000} // 0: the image's own bundle
+	o.Concurrency = []int{1, 4, 8}
 	if o.quick {
 		if !set["rounds"] {
-			o.rounds = 1
+			o.Rounds = 1
 		}
 		if !set["conc-rounds"] {
-			o.concRounds = 1
+			o.ConcRounds = 1
 		}
 		if !set["steps"] {
-			o.steps = 10
+			o.Steps = 10
 		}
 		if !set["command-steps"] {
-			o.commandSteps = 3
+			o.CommandSteps = 3
 		}
 		if !set["sections"] {
 			delete(o.sections, "micro")
 		}
-		o.caCounts = []int{1, 1000}
-		o.layerCounts = []int{1, 60}
-		o.concurrency = []int{1, 4}
+		o.CACounts = []int{1, 1000}
+		o.LayerCounts = []int{1, 60}
+		o.Concurrency = []int{1, 4}
 	} else if o.out == "" {
 		o.out = "docs/benchmarks.md"
 	}
 	if o.out != "" && o.svg == "" {
 		o.svg = strings.TrimSuffix(o.out, ".md") + ".svg"
 	}
-	if o.rounds < 1 || o.concRounds < 1 || o.steps < 1 || o.commandSteps < 1 {
+	if o.Rounds < 1 || o.ConcRounds < 1 || o.Steps < 1 || o.CommandSteps < 1 {
 		return nil, fmt.Errorf("rounds and steps must be at least 1")
 	}
 	return o, nil

@@ -35,11 +35,8 @@ func stepCell(c *cell) (median, rng string) {
 	return ms(c.Sample.Median()), ms(lo) + "–" + ms(hi)
 }
 
-func errLine(err error) string {
-	if err == nil {
-		return ""
-	}
-	s := strings.SplitN(err.Error(), "\n", 2)[0]
+func errLine(err string) string {
+	s := strings.SplitN(err, "\n", 2)[0]
 	s = strings.ReplaceAll(s, "|", "/")
 	if len(s) > 160 {
 		s = s[:160] + "…"
@@ -122,10 +119,10 @@ func targets(r *results) []target {
 	t = target{What: "daemon peak RSS ≤ 110 % of plain's", Met: "not measured"}
 	var mp, mf int64
 	for _, m := range r.Memory {
-		if m.Err == nil && m.Spec.Name == "plain" {
+		if m.Err == "" && m.Spec.Name == "plain" {
 			mp = m.Peak
 		}
-		if m.Err == nil && m.Spec.Name == "fast" {
+		if m.Err == "" && m.Spec.Name == "fast" {
 			mf = m.Peak
 		}
 	}
@@ -148,7 +145,8 @@ func fmtFactor(x float64) string {
 func mib(b int64) string { return fmt.Sprintf("%.1f", float64(b)/(1<<20)) }
 
 // report renders the Markdown report.
-func report(o *options, r *results) string {
+func report(r *results) string {
+	p := r.Params
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("# Benchmarks\n\n")
@@ -161,8 +159,8 @@ func report(o *options, r *results) string {
 	w("executor's Run with our install and revert, commit). **Median** is over every RUN step of every round\n")
 	w("(pooled); **min–max** is the range of the per-round medians. Overhead = median − plain's median.\n\n")
 	w("- Date: %s – %s (UTC)\n", r.Start.Format("2006-01-02 15:04"), r.End.Format("15:04"))
-	w("- Command: `%s` (as root)\n", strings.TrimSpace(o.command))
-	w("- Rounds: %d (overhead, scaling), %d (concurrency); %d RUN steps per build, %d in mode=command\n", o.rounds, o.concRounds, o.steps, o.commandSteps)
+	w("- Command: `%s` (as root)\n", strings.TrimSpace(p.Command))
+	w("- Rounds: %d (overhead, scaling), %d (concurrency); %d RUN steps per build, %d in mode=command\n", p.Rounds, p.ConcRounds, p.Steps, p.CommandSteps)
 	w("- Machine: %s, %d CPUs; kernel %s; %s; %s\n", r.Machine.CPU, r.Machine.CPUs, r.Machine.Kernel, r.Machine.Runc, r.Machine.Go)
 	w("- Memory (`free -h`):\n\n```\n%s\n```\n\n", r.Machine.Memory)
 	w("- Load (the 2 cores are shared with other work; `/proc/loadavg`):\n")
@@ -184,8 +182,10 @@ func report(o *options, r *results) string {
 		w("Configurations: **plain** = %s; **fast** = %s (auto picks the fast path where the layout is\n", specPlain.Describe(), specFast.Describe())
 		w("modelled exactly, the generic bundle on roots without a tool); **command** = %s (the distro's\n", specCommand.Describe())
 		w("tool before and after, in sibling containers); **upstream** = %s.\n\n", specUpstream.Describe())
-		w("| image | config | steps × rounds | ms/step (median) | min–max | ratio to plain | overhead ms/step |\n|---|---|---|---|---|---|---|\n")
-		for _, key := range o.images {
+		w("**install** is what the daemon's log says about each install on that image (`CA certificates\n")
+		w("installed`: the method, and the install's own time, median ms; the revert is not in it).\n\n")
+		w("| image | config | steps × rounds | ms/step (median) | min–max | ratio to plain | overhead ms/step | install |\n|---|---|---|---|---|---|---|---|\n")
+		for _, key := range p.Images {
 			row := r.Overhead[key]
 			plain := row["plain"]
 			for _, name := range []string{"plain", "fast", "command", "upstream"} {
@@ -199,17 +199,17 @@ func report(o *options, r *results) string {
 					rt = fmtRatio(ratio(c.Sample.Median(), plain.Sample.Median()))
 					ov = signedMS(c.Sample.Median() - plain.Sample.Median())
 				}
-				w("| %s | %s | %d × %d | %s | %s | %s | %s |\n", key, name, c.Steps, len(c.Sample.Rounds), m, rng, rt, ov)
+				w("| %s | %s | %d × %d | %s | %s | %s | %s | %s |\n", key, name, c.Steps, len(c.Sample.Rounds), m, rng, rt, ov, installCol(r, name, key))
 			}
 		}
 		w("\n")
 	}
 	if r.Scaling != nil {
-		scalingReport(&b, o, r)
+		scalingReport(&b, r)
 	}
 	if r.Concurrency != nil {
 		w("## 3. Concurrency\n\n")
-		w("k builds of %d RUN steps started at once on one daemon (debian-bookworm-tls); throughput = RUN steps\n", o.steps)
+		w("k builds of %d RUN steps started at once on one daemon (debian-bookworm-tls); throughput = RUN steps\n", p.Steps)
 		w("completed ÷ the batch's wall time. Median over rounds, min–max.\n\n")
 		w("| builds at once | config | steps/s (median) | min–max | ms/step (median) | vs plain |\n|---|---|---|---|---|---|\n")
 		plain := map[int]float64{}
@@ -240,12 +240,12 @@ func report(o *options, r *results) string {
 		w("| daemon | configuration | peak RSS MiB | vs plain |\n|---|---|---|---|\n")
 		var plain int64
 		for _, m := range r.Memory {
-			if m.Spec.Name == "plain" && m.Err == nil {
+			if m.Spec.Name == "plain" && m.Err == "" {
 				plain = m.Peak
 			}
 		}
 		for _, m := range r.Memory {
-			if m.Err != nil {
+			if m.Err != "" {
 				w("| %s | %s | %s | |\n", m.Spec.Name, m.Spec.Describe(), errLine(m.Err))
 				continue
 			}
@@ -273,4 +273,27 @@ func report(o *options, r *results) string {
 		w("## Go micro-benchmarks\n\n`go test -run=^$ -bench=. -benchmem -count=1 ./vfs/ ./cacerts/`:\n\n```\n%s\n```\n", r.Micro)
 	}
 	return b.String()
+}
+
+// installCol summarizes the daemon's install log lines on an image:
+// "fast ×93, 3 ms".
+func installCol(r *results, daemon, imageKey string) string {
+	st := r.Installs[daemon][imageKey]
+	if st == nil || len(st.Methods) == 0 {
+		return "–"
+	}
+	names := make([]string, 0, len(st.Methods))
+	for m := range st.Methods {
+		names = append(names, m)
+	}
+	sort.Strings(names)
+	var parts []string
+	for _, m := range names {
+		parts = append(parts, fmt.Sprintf("%s ×%d", m, st.Methods[m]))
+	}
+	s := strings.Join(parts, ", ")
+	if len(st.MS) > 0 {
+		s += fmt.Sprintf(", %.0f ms", Floats(st.MS).Median())
+	}
+	return s
 }

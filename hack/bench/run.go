@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,10 +28,15 @@ type results struct {
 	Profiles    map[string]string // daemon name → `go tool pprof -top` text
 	Loads       map[string]string // section → load average when it started and ended
 	Images      map[string]*image
+	Installs    map[string]map[string]*installStats // daemon → image → what its log said
+	Params      params
 }
 
 func run(ctx context.Context, o *options) (err error) {
-	r := &results{Start: time.Now().UTC(), Machine: describeMachine(), Loads: map[string]string{}, Profiles: map[string]string{}}
+	if o.replot != "" {
+		return replot(o)
+	}
+	r := &results{Start: time.Now().UTC(), Machine: describeMachine(), Loads: map[string]string{}, Profiles: map[string]string{}, Params: o.params}
 	e, err := newEnv(ctx, o)
 	defer func() {
 		if cerr := e.close(); cerr != nil {
@@ -68,6 +74,7 @@ func run(ctx context.Context, o *options) (err error) {
 		r.Memory = e.memory()
 	}
 	r.Images = e.images
+	r.Installs = e.installs.snapshot()
 	if err := e.close(); err != nil {
 		logf("stopping daemons: %v", err)
 	}
@@ -75,7 +82,15 @@ func run(ctx context.Context, o *options) (err error) {
 		logf("micro-benchmarks: %v", err)
 	}
 	r.End = time.Now().UTC()
-	md := report(o, r)
+	if err := writeJSON(o, r); err != nil {
+		logf("writing JSON results: %v", err)
+	}
+	return render(o, r)
+}
+
+// render prints the report and writes it and the chart where asked.
+func render(o *options, r *results) error {
+	md := report(r)
 	fmt.Println(md)
 	if o.out != "" {
 		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
@@ -93,6 +108,36 @@ func run(ctx context.Context, o *options) (err error) {
 		logf("wrote %s", o.svg)
 	}
 	return nil
+}
+
+// writeJSON keeps the raw results (for -replot).
+func writeJSON(o *options, r *results) error {
+	path := o.jsonOut
+	if path == "" {
+		path = filepath.Join(os.TempDir(), "benchmarks-"+r.Start.Format("20060102-150405")+".json")
+	}
+	b, err := json.MarshalIndent(r, "", " ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return err
+	}
+	logf("raw results in %s (re-render with -replot %s)", path, path)
+	return nil
+}
+
+// replot renders the report and chart from a JSON results file.
+func replot(o *options) error {
+	b, err := os.ReadFile(o.replot)
+	if err != nil {
+		return err
+	}
+	var r results
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("%s: %w", o.replot, err)
+	}
+	return render(o, &r)
 }
 
 // microBenchmarks runs the vfs and cacerts Go benchmarks.
@@ -132,7 +177,7 @@ func (e *env) profiles(ctx context.Context, r *results) error {
 				break loop
 			default:
 			}
-			if _, err := e.build(ctx, s, im, e.o.steps); err != nil {
+			if _, err := e.build(ctx, s, im, e.o.Steps); err != nil {
 				return err
 			}
 		}

@@ -6,30 +6,31 @@ import (
 )
 
 // scalingReport renders section 2: CA count, layers, bundle size.
-func scalingReport(b *strings.Builder, o *options, r *results) {
+func scalingReport(b *strings.Builder, r *results) {
+	p := r.Params
 	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	g := r.Scaling
 	const tls = "debian-bookworm-tls"
 	w("## 2. Scaling\n\n")
-	w("debian-bookworm-tls, mode=auto (fast path), %d RUN steps per build, %d rounds; every point against\n", o.steps, o.rounds)
+	w("debian-bookworm-tls, mode=auto (fast path), %d RUN steps per build, %d rounds; every point against\n", p.Steps, p.Rounds)
 	w("plain (empty CA dir) on the same image in the same rounds.\n\n")
 
 	w("### CAs in the engine's directory\n\n")
-	w("| CAs | ms/step (median) | min–max | ratio to plain | overhead ms/step |\n|---|---|---|---|---|\n")
+	w("| CAs | ms/step (median) | min–max | ratio to plain | overhead ms/step | install (log) |\n|---|---|---|---|---|---|\n")
 	plain := g[tls]["plain"]
 	m, rng := stepCell(plain)
-	w("| 0 (plain) | %s | %s | 1 | 0 |\n", m, rng)
-	for _, n := range o.caCounts {
+	w("| 0 (plain) | %s | %s | 1 | 0 | – |\n", m, rng)
+	for _, n := range p.CACounts {
 		c := g[tls][specCAs(n).Name]
 		m, rng := stepCell(c)
-		w("| %d | %s | %s | %s | %s |\n", n, m, rng, cmpRatio(c, plain), cmpOverhead(c, plain))
+		w("| %d | %s | %s | %s | %s | %s |\n", n, m, rng, cmpRatio(c, plain), cmpOverhead(c, plain), installCol(r, specCAs(n).Name, tls))
 	}
 	w("\n")
 
 	w("### Image layers\n\n")
 	w("Small layers (one file each) appended to debian-bookworm-tls with go-containerregistry's `mutate`.\n\n")
 	w("| layers | plain ms/step | fast ms/step | fast min–max | ratio | overhead ms/step |\n|---|---|---|---|---|---|\n")
-	for _, n := range o.layerCounts {
+	for _, n := range p.LayerCounts {
 		key := fmt.Sprintf("%s+%dlayers", tls, n)
 		if im := r.Images[tls]; im != nil && n <= im.Layers {
 			key = tls
@@ -42,7 +43,7 @@ func scalingReport(b *strings.Builder, o *options, r *results) {
 	w("/etc/ssl/certs/ca-certificates.crt as the image ships it, and grown to 5,000 certificates (ECDSA\n")
 	w("P-256, ~0.7 KB each) in an extra layer.\n\n")
 	w("| certificates in the bundle | plain ms/step | fast ms/step | fast min–max | ratio | overhead ms/step |\n|---|---|---|---|---|---|\n")
-	for _, n := range o.bundleSizes {
+	for _, n := range p.BundleSizes {
 		key := fmt.Sprintf("%s+bundle%d", tls, n)
 		label := fmt.Sprint(n)
 		if im := r.Images[tls]; im != nil && n <= im.Bundle {

@@ -56,7 +56,9 @@ func (e *env) build(ctx context.Context, s daemonSpec, im *image, n int) (buildR
 	defer c.Close()
 	bctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()
-	res, err := harness.Build(bctx, c, harness.BuildOpt{Dockerfile: stepsDockerfile(im, n, nextToken()), NoCache: true})
+	token := nextToken()
+	e.installs.expect(token, im.Key)
+	res, err := harness.Build(bctx, c, harness.BuildOpt{Dockerfile: stepsDockerfile(im, n, token), NoCache: true})
 	if err != nil {
 		logs := ""
 		if res != nil {
@@ -97,13 +99,13 @@ type cell struct {
 	Steps  int // RUN steps per build
 	Sample Sample
 	Wall   Floats // seconds per build
-	Err    error  // the first failure, if any
+	Err    string // the first failure, if any
 }
 
 func (c *cell) record(r buildResult, err error) {
 	if err != nil {
-		if c.Err == nil {
-			c.Err = err
+		if c.Err == "" {
+			c.Err = err.Error()
 		}
 		logf("FAILED %s/%s: %v", c.Image.Key, c.Spec.Name, err)
 		return
@@ -149,7 +151,7 @@ func (e *env) interleave(ctx context.Context, name string, pairs []pair, rounds 
 				return err
 			}
 			c := g.get(p.im, p.s, p.n)
-			if c.Err != nil && c.Sample.N() == 0 {
+			if c.Err != "" && c.Sample.N() == 0 {
 				continue // failed at warm-up: do not repeat it every round
 			}
 			c.record(e.build(ctx, p.s, p.im, p.n))
@@ -162,20 +164,20 @@ func (e *env) interleave(ctx context.Context, name string, pairs []pair, rounds 
 func (e *env) overhead(ctx context.Context) (grid, error) {
 	g := grid{}
 	var pairs []pair
-	for _, key := range e.o.images {
+	for _, key := range e.o.Images {
 		im, err := e.image(ctx, key)
 		if err != nil {
 			return nil, err
 		}
 		for _, s := range []daemonSpec{specPlain, specFast, specCommand, specUpstream} {
-			n := e.o.steps
+			n := e.o.Steps
 			if s.Mode == "command" {
-				n = e.o.commandSteps
+				n = e.o.CommandSteps
 			}
 			pairs = append(pairs, pair{im, s, n})
 		}
 	}
-	return g, e.interleave(ctx, "overhead", pairs, e.o.rounds, g)
+	return g, e.interleave(ctx, "overhead", pairs, e.o.Rounds, g)
 }
 
 // scaling is section 2: CA count, layer count and bundle size, each point
@@ -186,11 +188,11 @@ func (e *env) scaling(ctx context.Context) (grid, error) {
 	if err != nil {
 		return nil, err
 	}
-	pairs := []pair{{base, specPlain, e.o.steps}}
-	for _, n := range e.o.caCounts {
-		pairs = append(pairs, pair{base, specCAs(n), e.o.steps})
+	pairs := []pair{{base, specPlain, e.o.Steps}}
+	for _, n := range e.o.CACounts {
+		pairs = append(pairs, pair{base, specCAs(n), e.o.Steps})
 	}
-	for _, n := range e.o.layerCounts {
+	for _, n := range e.o.LayerCounts {
 		if n <= base.Layers {
 			continue // the base image is the 1-layer point
 		}
@@ -198,9 +200,9 @@ func (e *env) scaling(ctx context.Context) (grid, error) {
 		if err != nil {
 			return nil, err
 		}
-		pairs = append(pairs, pair{im, specPlain, e.o.steps}, pair{im, specFast, e.o.steps})
+		pairs = append(pairs, pair{im, specPlain, e.o.Steps}, pair{im, specFast, e.o.Steps})
 	}
-	for _, n := range e.o.bundleSizes {
+	for _, n := range e.o.BundleSizes {
 		if n == 0 || n <= base.Bundle {
 			continue // the base image's own bundle is the first point
 		}
@@ -208,9 +210,9 @@ func (e *env) scaling(ctx context.Context) (grid, error) {
 		if err != nil {
 			return nil, err
 		}
-		pairs = append(pairs, pair{im, specPlain, e.o.steps}, pair{im, specFast, e.o.steps})
+		pairs = append(pairs, pair{im, specPlain, e.o.Steps}, pair{im, specFast, e.o.Steps})
 	}
-	return g, e.interleave(ctx, "scaling", pairs, e.o.rounds, g)
+	return g, e.interleave(ctx, "scaling", pairs, e.o.Rounds, g)
 }
 
 // concPoint is one level of concurrency under one configuration.
@@ -219,7 +221,7 @@ type concPoint struct {
 	Builds    int
 	StepsPerS Floats
 	Sample    Sample
-	Err       error
+	Err       string
 }
 
 // concurrency is section 3: k builds at once on one daemon, plain and fast
@@ -232,7 +234,7 @@ func (e *env) concurrency(ctx context.Context) ([]*concPoint, error) {
 	specs := []daemonSpec{specPlain, specFast}
 	points := map[string]*concPoint{}
 	var order []*concPoint
-	for _, k := range e.o.concurrency {
+	for _, k := range e.o.Concurrency {
 		for _, s := range specs {
 			p := &concPoint{Spec: s, Builds: k}
 			points[fmt.Sprint(s.Name, k)] = p
@@ -244,15 +246,15 @@ func (e *env) concurrency(ctx context.Context) ([]*concPoint, error) {
 			return nil, err
 		}
 	}
-	for r := range e.o.concRounds {
-		logf("concurrency: round %d/%d (load %s)", r+1, e.o.concRounds, loadAvg())
-		for _, k := range e.o.concurrency {
+	for r := range e.o.ConcRounds {
+		logf("concurrency: round %d/%d (load %s)", r+1, e.o.ConcRounds, loadAvg())
+		for _, k := range e.o.Concurrency {
 			for _, s := range rotate(specs, r) {
 				p := points[fmt.Sprint(s.Name, k)]
 				steps, wall, err := e.batch(ctx, s, im, k)
 				if err != nil {
-					if p.Err == nil {
-						p.Err = err
+					if p.Err == "" {
+						p.Err = err.Error()
 					}
 					logf("FAILED concurrency %d on %s: %v", k, s.Name, err)
 					continue
@@ -279,7 +281,7 @@ func (e *env) batch(ctx context.Context, s daemonSpec, im *image, k int) ([]time
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, err := e.build(ctx, s, im, e.o.steps)
+			r, err := e.build(ctx, s, im, e.o.Steps)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -300,7 +302,7 @@ func (e *env) batch(ctx context.Context, s daemonSpec, im *image, k int) ([]time
 type memPoint struct {
 	Spec daemonSpec
 	Peak int64
-	Err  error
+	Err  string
 }
 
 // memory is section 4: every running daemon's peak RSS.
@@ -314,7 +316,15 @@ func (e *env) memory() []memPoint {
 			continue
 		}
 		p, err := d.PeakRSS()
-		out = append(out, memPoint{Spec: e.specs[name], Peak: p, Err: err})
+		out = append(out, memPoint{Spec: e.specs[name], Peak: p, Err: errText(err)})
 	}
 	return out
+}
+
+// errText is err's text, "" for nil.
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"math"
 	"slices"
 	"strings"
@@ -139,6 +138,7 @@ func TestReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	o.Command = "go run ./hack/bench"
 	tls := &image{Key: "debian-bookworm-tls", Layers: 1, Bundle: 146}
 	bb := &image{Key: "busybox"}
 	r := &results{
@@ -151,7 +151,7 @@ func TestReport(t *testing.T) {
 			},
 			"busybox": {
 				"plain":   {Spec: specPlain, Image: bb, Steps: 30, Sample: sample(50)},
-				"command": {Spec: specCommand, Image: bb, Steps: 10, Err: errors.New("no tool | here\nsecond line")},
+				"command": {Spec: specCommand, Image: bb, Steps: 10, Err: "no tool | here\nsecond line"},
 			},
 		},
 		Scaling: grid{
@@ -168,6 +168,10 @@ func TestReport(t *testing.T) {
 		Memory: []memPoint{{Spec: specPlain, Peak: 100 << 20}, {Spec: specFast, Peak: 105 << 20}},
 		Images: map[string]*image{"debian-bookworm-tls": tls},
 		Loads:  map[string]string{"overhead": "load 1 at start"},
+		Params: o.params,
+		Installs: map[string]map[string]*installStats{"fast": {"debian-bookworm-tls": {
+			Methods: map[string]int{"fast": 2, "generic": 1}, MS: []float64{3, 4, 9},
+		}}},
 	}
 	ts := targets(r)
 	got := []string{}
@@ -178,9 +182,9 @@ func TestReport(t *testing.T) {
 	if wantList := []string{"yes", "**no**", "yes", "yes", "yes"}; !slices.Equal(got, wantList) {
 		t.Errorf("verdicts = %v, want %v\n%+v", got, wantList, ts)
 	}
-	md := report(o, r)
+	md := report(r)
 	for _, s := range []string{
-		"| debian-bookworm-tls | fast | 30 × 1 | 102.0 | 102.0–102.0 | 1.020 | +2.0 |",
+		"| debian-bookworm-tls | fast | 30 × 1 | 102.0 | 102.0–102.0 | 1.020 | +2.0 | fast ×2, generic ×1, 4 ms |",
 		"| debian-bookworm-tls | command | 10 × 1 | 2100.0 |",
 		"| busybox | command | 10 × 0 | failed | no tool / here |",
 		"| 1000 | 130.0 | 130.0–130.0 | 1.300 | +30.0 |",
@@ -192,5 +196,24 @@ func TestReport(t *testing.T) {
 		if !strings.Contains(md, s) {
 			t.Errorf("report lacks %q:\n%s", s, md)
 		}
+	}
+}
+
+func TestInstallLog(t *testing.T) {
+	l := newInstallLog()
+	l.expect("b123-4", "debian-bookworm-tls")
+	w := l.writer("fast")
+	lines := `time="x" level=info msg="CA certificates installed" cas=1 distro=debian method=fast ms=12 paths=6 span="[ 2/11] RUN true b123-4-1" spanID=f0
+time="x" level=info msg="CA certificates installed" cas=1 distro=debian method=fast ms=2 paths=6 span="[ 3/11] RUN true b123-4-2"
+time="x" level=info msg="CA certificates installed" method=generic ms=0 span="[2/2] RUN [\"/true\", \"b999-1-1\"]"
+time="x" level=info msg="something else" method=fast ms=5 span="RUN true b123-4-3"
+`
+	// Written in odd chunks: lines are reassembled.
+	for _, chunk := range []string{lines[:50], lines[50:51], lines[51:]} {
+		w.Write([]byte(chunk))
+	}
+	st := l.snapshot()["fast"]["debian-bookworm-tls"]
+	if st == nil || st.Methods["fast"] != 2 || len(st.Methods) != 1 || !slices.Equal(st.MS, []float64{12, 2}) {
+		t.Errorf("stats = %+v", st)
 	}
 }
