@@ -2,7 +2,9 @@ package vfs
 
 import (
 	"errors"
+	"runtime"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -208,7 +210,7 @@ func getXattr(n *node, name string) (string, bool, error) {
 	}
 	buf := make([]byte, 256)
 	for {
-		sz, err := unix.Getxattr(procFdPath(n.fd), name, buf)
+		sz, err := fgetxattrPath(n.fd, name, buf)
 		switch {
 		case err == unix.ENODATA || err == unix.EOPNOTSUPP:
 			return "", false, nil
@@ -220,6 +222,46 @@ func getXattr(n *node, name string) (string, bool, error) {
 		}
 		return string(buf[:sz]), true, nil
 	}
+}
+
+// xattrArgs is struct xattr_args of getxattrat(2).
+type xattrArgs struct {
+	value uint64
+	size  uint32
+	flags uint32
+}
+
+// noGetxattrat is set once getxattrat(2) (Linux 6.13) was found missing
+// or refusing O_PATH handles.
+var noGetxattrat atomic.Bool
+
+// fgetxattrPath reads an xattr of the O_PATH handle fd: getxattrat with
+// AT_EMPTY_PATH on the handle itself, or through its procfs link before
+// Linux 6.13 (fgetxattr refuses O_PATH handles).
+func fgetxattrPath(fd int, name string, buf []byte) (int, error) {
+	if !noGetxattrat.Load() {
+		empty, err := unix.BytePtrFromString("")
+		if err != nil {
+			return 0, err
+		}
+		pname, err := unix.BytePtrFromString(name)
+		if err != nil {
+			return 0, err
+		}
+		args := xattrArgs{value: uint64(uintptr(unsafe.Pointer(&buf[0]))), size: uint32(len(buf))}
+		r, _, e := unix.Syscall6(unix.SYS_GETXATTRAT, uintptr(fd), uintptr(unsafe.Pointer(empty)),
+			uintptr(unix.AT_EMPTY_PATH), uintptr(unsafe.Pointer(pname)), uintptr(unsafe.Pointer(&args)), unsafe.Sizeof(args))
+		runtime.KeepAlive(buf)
+		if e == 0 {
+			return int(r), nil
+		}
+		if e != unix.ENOSYS && e != unix.EBADF {
+			return 0, e
+		}
+		// Missing, or refusing O_PATH handles (EBADF): use procfs.
+		noGetxattrat.Store(true)
+	}
+	return unix.Getxattr(procFdPath(fd), name, buf)
 }
 
 // fchmodat2 is fchmodat2(2) (Linux 6.6): with AT_EMPTY_PATH it changes the
