@@ -11,6 +11,8 @@ import (
 
 	"github.com/moby/buildkit/util/bklog"
 	"github.com/sirupsen/logrus"
+
+	"github.com/buildkit-cacerts/buildkit-cacerts/distro"
 )
 
 // Snapshot limits for the command path.
@@ -42,6 +44,9 @@ func (p *Plan) applyCommand(ctx context.Context, fsys FS, j *Journal) error {
 	before, err := snapshot(fsys, roots, true)
 	if err != nil {
 		return err
+	}
+	if l.Family == distro.FamilyDebian {
+		j.watchPackageDir(fsys, l.AnchorDir, dpkgList)
 	}
 	if err := j.mkdirAll(fsys, l.AnchorDir); err != nil {
 		return err

@@ -225,6 +225,7 @@ func (p *Plan) applyFast(fsys FS, j *Journal) error {
 	}
 
 	// Anchors and their .pem links.
+	j.watchPackageDir(fsys, anchorDir, dpkgList)
 	if err := j.mkdirAll(fsys, anchorDir); err != nil {
 		return err
 	}
@@ -272,6 +273,31 @@ func (p *Plan) applyFast(fsys FS, j *Journal) error {
 	}
 	j.scan = append(j.scan, etc)
 	return nil
+}
+
+// dpkgList is the dpkg file list of Debian's ca-certificates package; it
+// exists while the package is installed.
+const dpkgList = "/var/lib/dpkg/info/ca-certificates.list"
+
+// watchPackageDir notes that the existing directory dir is removed by the
+// package whose dpkg file list is list when that package is removed: Debian's
+// ca-certificates.postrm runs `rmdir /usr/local/share/ca-certificates
+// 2>/dev/null || true` on remove, which fails while our anchors are in it.
+func (j *Journal) watchPackageDir(fsys FS, dir, list string) {
+	fi, err := fsys.Lstat(fsName(dir))
+	if err != nil || !fi.IsDir() {
+		return
+	}
+	if fi, err := fsys.Lstat(fsName(list)); err != nil || !fi.Mode().IsRegular() {
+		return
+	}
+	if j.pkgDirs == nil {
+		j.pkgDirs = map[string]string{}
+	}
+	j.pkgDirs[dir] = list
+	if _, err := j.record(fsys, dir, false); err != nil {
+		delete(j.pkgDirs, dir)
+	}
 }
 
 // rehashBucket makes the <hash>.<n> links of bucket h in etc what `openssl

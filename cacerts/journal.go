@@ -109,7 +109,12 @@ type Journal struct {
 	ours map[string]bool
 	// scan are directories where a process or tool may have made more links
 	// to our files (the hash directory); scanned on revert when changed.
-	scan     []string
+	scan []string
+	// pkgDirs maps a directory that existed before the install to the dpkg
+	// file list of the package whose removal rmdirs it: when the package is
+	// removed during the exec, the rmdir fails because our anchors are in
+	// it; revert finishes the removal once the directory is empty.
+	pkgDirs  map[string]string
 	reverted bool
 }
 
@@ -519,6 +524,16 @@ func (j *Journal) restoreDir(fsys FS, e *entry, now state) error {
 	}
 	if !e.base.isDir() {
 		return nil
+	}
+	if list := j.pkgDirs[e.path]; list != "" {
+		if _, err := fsys.Lstat(fsName(list)); errors.Is(err, fs.ErrNotExist) {
+			if ents, err := fsys.ReadDir(fsName(e.path)); err == nil && len(ents) == 0 {
+				if err := fsys.Remove(e.path); err != nil {
+					return fmt.Errorf("removing %s, left by its package's removal: %w", e.path, err)
+				}
+				return nil
+			}
+		}
 	}
 	if e.ours.same(now) {
 		return restoreMeta(fsys, e.path, e.base)

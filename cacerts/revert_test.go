@@ -92,6 +92,17 @@ func TestProcessChangesWin(t *testing.T) {
 			wantChanged: []string{"etc"},
 		},
 		{
+			name: "removes the ca-certificates package",
+			process: func(t *testing.T, root string) {
+				// What dpkg --remove does to the paths we care about: the file
+				// list goes, postrm rmdirs the anchor directory (which fails
+				// while our anchors are in it).
+				os.Remove(filepath.Join(root, "var/lib/dpkg/info/ca-certificates.list"))
+				os.Remove(filepath.Join(root, "usr/local/share/ca-certificates"))
+			},
+			wantChanged: []string{"var/lib/dpkg/info", "usr/local/share"},
+		},
+		{
 			name: "replaces our anchor with a FIFO",
 			process: func(t *testing.T, root string) {
 				p := filepath.Join(root, "usr/local/share/ca-certificates", set.Certs[0].Name+".crt")

@@ -131,6 +131,7 @@ func TestProcessChangesWinChroot(t *testing.T) {
 		{name: "update-ca-certificates", argv: []string{"update-ca-certificates"}},
 		{name: "update-ca-certificates --fresh", argv: []string{"update-ca-certificates", "--fresh"}},
 		{name: "reinstall ca-certificates", argv: []string{"dpkg", "-i", "/ca-certificates.deb"}, deb: true},
+		{name: "remove ca-certificates", argv: []string{"dpkg", "--remove", "--force-depends", "ca-certificates"}},
 		{name: "purge ca-certificates", argv: []string{"dpkg", "--purge", "--force-depends", "ca-certificates"}},
 		{name: "write to the bundle", argv: []string{"sh", "-c", "echo '# appended by the process' >> /etc/ssl/certs/ca-certificates.crt"}},
 		{name: "rm -rf /etc/ssl", argv: []string{"rm", "-rf", "/etc/ssl"}},
