@@ -109,9 +109,14 @@ func TestSmoke(t *testing.T) {
 	run := fmt.Sprintf("RUN curl -fsS %s -o /got\n", e.url)
 	dockerfile := "FROM " + e.image + "\n" + run
 
-	for _, mode := range []string{"auto", "command"} {
-		t.Run("engine CA trusted, no trace, mode "+mode, func(t *testing.T) {
-			d := startDaemon(t, e.toml, caDir(t, e.pki.CAPEM), "--cacerts-mode", mode)
+	for _, tc := range []struct{ mode, snapshotter string }{
+		{"auto", "overlayfs"},
+		{"command", "overlayfs"},
+		{"auto", "native"},
+	} {
+		mode := tc.mode
+		t.Run("engine CA trusted, no trace, mode "+mode+", "+tc.snapshotter, func(t *testing.T) {
+			d := startDaemon(t, e.toml, caDir(t, e.pki.CAPEM), "--cacerts-mode", mode, "--oci-worker-snapshotter", tc.snapshotter)
 			ws, err := d.workers(t)
 			if err != nil || len(ws) != 1 || ws[0].Labels["buildkit-cacerts"] == "" {
 				t.Fatalf("workers = %+v, %v; want one with the buildkit-cacerts label", ws, err)

@@ -22,13 +22,31 @@ func setBuildKitVersion() {
 }
 
 // Version is the buildkit-cacerts version: the link-time value, else the
-// main module's version from the build info, else "dev".
+// main module's version from the build info, else "dev" with the VCS
+// revision when the build recorded one ("dev-33bc3fd0a1b2", "-dirty" when
+// the tree had changes).
 func Version() string {
 	if version != "" {
 		return version
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "dev"
 	}
-	return "dev"
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	rev, dirty := "", ""
+	for _, s := range bi.Settings {
+		switch {
+		case s.Key == "vcs.revision" && len(s.Value) >= 12:
+			rev = "-" + s.Value[:12]
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "-dirty"
+		}
+	}
+	if rev == "" {
+		return "dev"
+	}
+	return "dev" + rev + dirty
 }
