@@ -62,6 +62,34 @@
 //   - Close must be called before the container's process starts: an open
 //     handle on a layer leaks the host into a child (CVE-2024-21626).
 //
+// # Mount types
+//
+//   - bind and rbind of a directory or a file, read-write or read-only
+//     (Spec.Readonly or the "ro" option), with an optional Selector (a
+//     sub-path of the source, resolved inside the source like a path inside
+//     a root). BuildKit's writable root is a bind of the overlay it already
+//     mounted, so writes to it go through the kernel's overlay (copy-up is
+//     the kernel's).
+//   - overlay with lowerdir only (a read-only multi-layer mount): the
+//     layers are read by the vfs with overlay's lookup rules (topmost entry
+//     wins, char 0:0 and xattr whiteouts, opaque directories, in the
+//     trusted.overlay.* namespace or user.overlay.* with "userxattr"). No
+//     mount is made and no privilege is needed, except that reading
+//     trusted.* needs CAP_SYS_ADMIN in the initial user namespace: without
+//     it New fails rather than show opaque directories as merged.
+//     WithKernelOverlay mounts such overlays read-only instead.
+//   - overlay with an upperdir (an embedder's raw writable overlay): mounted
+//     by the kernel as a detached mount (fsopen/fsmount, CAP_SYS_ADMIN),
+//     never attached to any mount namespace, released by Close.
+//   - anything else (tmpfs, proc, sysfs, several mounts for one
+//     destination): opaque, see OpaqueMountError.
+//
+// Mount destinations are resolved like runc resolves them: through the
+// container's symlinks (the final one included) over the mounts before
+// them; missing components are taken lexically (runc creates them). A later
+// mount at or above an earlier one shadows it. A mount point whose parent
+// directories do not exist in the container is not reachable.
+//
 // Names passed to the io/fs methods (Open, Stat, ReadDir, ReadFile,
 // ReadLink, Lstat) follow fs.ValidPath ("." is the container's root) so
 // testing/fstest can check the package. All other methods take an

@@ -21,6 +21,7 @@ type config struct {
 	rootUID       int
 	rootGID       int
 	maxDirEntries int
+	maxReadFile   int64
 	kernelOverlay bool
 }
 
@@ -39,6 +40,10 @@ func WithRootOwner(uid, gid int) Option {
 // WithMaxDirEntries caps how many entries ReadDir reads from one directory
 // (default 65536); bigger directories give ErrDirTooLarge.
 func WithMaxDirEntries(n int) Option { return func(c *config) { c.maxDirEntries = n } }
+
+// WithMaxReadFile caps what ReadFile reads (default 16 MiB); bigger files
+// give ErrTooLarge without being read. ReadFileLimit takes its own cap.
+func WithMaxReadFile(n int64) Option { return func(c *config) { c.maxReadFile = n } }
 
 // WithKernelOverlay makes New mount lowerdir-only overlays read-only as
 // detached kernel mounts (fsmount, needs CAP_SYS_ADMIN) instead of reading
@@ -87,6 +92,7 @@ type FS struct {
 func New(ctx context.Context, root Spec, mounts []Spec, opts ...Option) (*FS, error) {
 	fsys := &FS{mounts: map[string]*mountEnt{}}
 	fsys.cfg.maxDirEntries = 1 << 16
+	fsys.cfg.maxReadFile = 16 << 20
 	for _, o := range opts {
 		o(&fsys.cfg)
 	}

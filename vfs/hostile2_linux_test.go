@@ -80,15 +80,17 @@ var hostileCases2 = []hostileCase{
 		if err := os.WriteFile(filepath.Join(sb.root, "etc/ssl/certs/line.crt"), []byte(line), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		fsys := mustNew(t, bindSpec("/", sb.root, false), nil, opts...)
+		fsys := mustNew(t, bindSpec("/", sb.root, false), nil, append(opts, WithMaxReadFile(6<<20))...)
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		for _, name := range []string{"big.crt", "sparse.crt", "line.crt"} {
 			_, err := fsys.ReadFileLimit("/etc/ssl/certs/"+name, 1<<20)
 			wantErr(t, name, err, ErrTooLarge)
+			_, err = fsys.ReadFile("etc/ssl/certs/" + name)
+			wantErr(t, "ReadFile "+name, err, ErrTooLarge, nil)
 		}
 		runtime.ReadMemStats(&after)
-		if d := after.TotalAlloc - before.TotalAlloc; d > 1<<20 {
+		if d := after.TotalAlloc - before.TotalAlloc; d > 6<<20+1<<20 {
 			t.Errorf("refusing allocated %d bytes", d)
 		}
 	}},

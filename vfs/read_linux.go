@@ -8,6 +8,8 @@ import (
 	"path"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 var (
@@ -99,16 +101,16 @@ func (fsys *FS) ReadLink(name string) (string, error) {
 	return t, nil
 }
 
-// ReadFile reads the regular file at name whole. Anything but a regular
-// file is refused without being opened. Use ReadFileLimit for files an
-// attacker may have made large.
+// ReadFile reads the regular file at name whole, up to WithMaxReadFile
+// (16 MiB by default; ErrTooLarge beyond). Anything but a regular file is
+// refused without being opened.
 func (fsys *FS) ReadFile(name string) ([]byte, error) {
 	f, err := fsys.resolveValid("readfile", name, true)
 	if err != nil {
 		return nil, err
 	}
 	defer f.n.close()
-	b, err := readNode(f.n, -1)
+	b, err := readNode(f.n, fsys.cfg.maxReadFile)
 	if err != nil {
 		return nil, pathErr("readfile", name, err)
 	}
@@ -135,8 +137,7 @@ func (fsys *FS) ReadFileLimit(unsafePath string, max int64) ([]byte, error) {
 	return b, nil
 }
 
-// readNode reads the regular file behind n, refusing more than max bytes
-// (max < 0: no cap).
+// readNode reads the regular file behind n, refusing more than max bytes.
 func readNode(n *node, max int64) ([]byte, error) {
 	if n.isDir() {
 		return nil, syscall.EISDIR
@@ -144,35 +145,34 @@ func readNode(n *node, max int64) ([]byte, error) {
 	if !n.isReg() {
 		return nil, ErrNotRegular
 	}
-	if max >= 0 && n.st.Size > max {
+	if n.st.Size > max {
 		return nil, ErrTooLarge
 	}
 	fd, err := reopen(n)
 	if err != nil {
 		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), "vfs")
-	defer f.Close()
-	size := n.st.Size
-	var r io.Reader = f
-	if max >= 0 {
-		r = io.LimitReader(f, max+1)
-	}
-	buf := make([]byte, 0, size+1)
-	for {
+	defer unix.Close(fd)
+	// Read until EOF, at most max+1 bytes (a file may grow after fstat).
+	buf := make([]byte, 0, min(n.st.Size, max)+1)
+	for int64(len(buf)) <= max {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
 		}
-		k, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+k]
-		if err == io.EOF {
-			break
+		want := min(int64(cap(buf)-len(buf)), max+1-int64(len(buf)))
+		k, err := unix.Read(fd, buf[len(buf):int64(len(buf))+want])
+		if err == unix.EINTR {
+			continue
 		}
 		if err != nil {
 			return nil, err
 		}
+		if k == 0 {
+			break
+		}
+		buf = buf[:len(buf)+k]
 	}
-	if max >= 0 && int64(len(buf)) > max {
+	if int64(len(buf)) > max {
 		return nil, ErrTooLarge
 	}
 	return buf, nil

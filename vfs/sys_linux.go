@@ -181,12 +181,9 @@ func reopen(n *node) (int, error) {
 	default:
 		return -1, ErrNotRegular
 	}
-	fd, err := unix.Open(procFdPath(n.fd), flags|unix.O_NOFOLLOW, 0)
-	if err == unix.ELOOP {
-		// O_NOFOLLOW does not stop procfs magic links to a file on all
-		// kernels; retry without it (the handle is a regular file).
-		fd, err = unix.Open(procFdPath(n.fd), flags, 0)
-	}
+	// The handle is a regular file (statx): the magic link lands on that
+	// inode, so following it is safe.
+	fd, err := unix.Open(procFdPath(n.fd), flags, 0)
 	if err != nil {
 		return -1, err
 	}
