@@ -104,6 +104,14 @@ func resolveForCreate(fsys FS, dir string) (string, *vfs.Mount, bool, error) {
 	for q := dir; ; q = path.Dir(q) {
 		rq, m, err := fsys.EvalSymlinks(q)
 		if err == nil {
+			if rest != "" {
+				// The first missing level must be absent, not a dangling
+				// link: nothing is ever created through one.
+				first, _, _ := strings.Cut(rest, "/")
+				if _, err := fsys.Lstat(fsName(path.Join(rq, first))); !errors.Is(err, fs.ErrNotExist) {
+					return "", nil, false, fmt.Errorf("%s: a dangling symlink is in the way", path.Join(rq, first))
+				}
+			}
 			return path.Join(rq, rest), m, rest == "", nil
 		}
 		if !errors.Is(err, fs.ErrNotExist) || q == "/" {

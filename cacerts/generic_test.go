@@ -146,6 +146,36 @@ func TestGenericPath(t *testing.T) {
 			checks: []check{fileHas("etc/ssl/certs/ca-certificates.crt", 1), notLink("etc/ssl/certs/ca-certificates.crt")},
 		},
 		{
+			name:   "cert dir is a magic link",
+			specs:  []string{"symlink etc/ssl/certs -> /proc/self/root/etc/ssl/certs"},
+			family: "unknown",
+			checks: []check{isLink("etc/ssl/certs", "/proc/self/root/etc/ssl/certs")},
+		},
+		{
+			name:   "cert dir is a regular file",
+			specs:  []string{"file etc/ssl/certs not a dir"},
+			family: "unknown",
+		},
+		{
+			name:   "bundle is a FIFO",
+			specs:  []string{"fifo etc/ssl/certs/ca-certificates.crt"},
+			family: "unknown",
+			checks: []check{hashFile},
+		},
+		{
+			name:   "bundle over the size cap",
+			specs:  []string{"file etc/ssl/certs/ca-certificates.crt x"},
+			family: "unknown",
+			mounts: func(t *testing.T, dir string) []vfs.Spec {
+				// Sparse: 11 MiB of holes, refused by size before any read.
+				if err := os.Truncate(filepath.Join(dir, "root/etc/ssl/certs/ca-certificates.crt"), 11<<20); err != nil {
+					t.Fatal(err)
+				}
+				return nil
+			},
+			checks: []check{fileHas("etc/ssl/certs/ca-certificates.crt", 0), hashFile},
+		},
+		{
 			name: "SSL_CERT_FILE and SSL_CERT_DIR",
 			specs: []string{
 				"file opt/app/ca.pem " + quote(other.pem),

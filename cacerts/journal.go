@@ -329,6 +329,13 @@ func (j *Journal) Revert(ctx context.Context, fsys FS) error {
 			continue // untouched by us
 		}
 		n := now[e]
+		if !j.inPlace(fsys, e, now) {
+			// A parent was swapped (for a symlink, another directory): the
+			// name now leads elsewhere, and what we wrote went with the old
+			// directory. Touch nothing there.
+			log.WithField("path", e.path).Debug("parent directory replaced by the process; entry left alone")
+			continue
+		}
 		var err error
 		if e.ours.same(n) {
 			err = j.restore(fsys, e, n)
@@ -341,8 +348,8 @@ func (j *Journal) Revert(ctx context.Context, fsys FS) error {
 		}
 	}
 	for _, d := range j.scan {
-		if e, ok := j.byPath[d]; ok && e.ours.same(now[e]) {
-			continue // nobody else wrote there
+		if e, ok := j.byPath[d]; ok && (e.ours.same(now[e]) || now[e].ino != e.ours.ino || now[e].dev != e.ours.dev) {
+			continue // nobody else wrote there, or it is not our directory any more
 		}
 		if err := j.removeLinksToOurs(fsys, d); err != nil {
 			errs = append(errs, err)
@@ -350,7 +357,11 @@ func (j *Journal) Revert(ctx context.Context, fsys FS) error {
 	}
 	sort.SliceStable(dirs, func(a, b int) bool { return depth(dirs[a].path) > depth(dirs[b].path) })
 	for _, e := range dirs {
-		if err := j.restoreDir(fsys, e, now[e]); err != nil {
+		n := now[e]
+		if !n.isDir() || n.dev != e.ours.dev || n.ino != e.ours.ino || !j.inPlace(fsys, e, now) {
+			continue // not the directory we left: the process replaced it
+		}
+		if err := j.restoreDir(fsys, e, n); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -359,6 +370,22 @@ func (j *Journal) Revert(ctx context.Context, fsys FS) error {
 		return fmt.Errorf("reverting CA certificates, our changes may be left in the layer: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// inPlace reports whether e's name still lives in the directory it was
+// written in: its parent resolves to the same directory inode as when the
+// install finished.
+func (j *Journal) inPlace(fsys FS, e *entry, now map[*entry]state) bool {
+	par := path.Dir(e.path)
+	if e.path == "/" {
+		return true
+	}
+	if pe, ok := j.byPath[par]; ok {
+		n := now[pe]
+		return n.isDir() && n.dev == pe.ours.dev && n.ino == pe.ours.ino && j.inPlace(fsys, pe, now)
+	}
+	rp, _, err := fsys.EvalSymlinks(par)
+	return err == nil && rp == par
 }
 
 // restore puts back e's base state; now is what is there (our state).
@@ -373,7 +400,9 @@ func (j *Journal) restore(fsys FS, e *entry, now state) error {
 		}
 		return nil
 	case b.isReg():
-		if now.isLink() || !now.exists {
+		cur := &now // WriteFile keeps the replaced file's mode and owner
+		if !now.isReg() {
+			cur = nil
 			if now.exists {
 				if err := fsys.Remove(e.path); err != nil {
 					return fmt.Errorf("removing link %s: %w", e.path, err)
@@ -383,8 +412,11 @@ func (j *Journal) restore(fsys FS, e *entry, now state) error {
 		if err := fsys.WriteFile(e.path, b.data, b.mode.Perm()); err != nil {
 			return fmt.Errorf("restoring %s: %w", e.path, err)
 		}
+		return restoreMeta(fsys, e.path, b, cur)
 	case b.isLink():
+		cur := &now
 		if !(now.isLink() && now.target == b.target) {
+			cur = nil
 			if now.exists {
 				if err := fsys.Remove(e.path); err != nil {
 					return fmt.Errorf("removing %s: %w", e.path, err)
@@ -394,17 +426,20 @@ func (j *Journal) restore(fsys FS, e *entry, now state) error {
 				return fmt.Errorf("restoring link %s: %w", e.path, err)
 			}
 		}
-	default:
-		return fmt.Errorf("restoring %s: unexpected base type %v", e.path, b.mode.Type())
+		return restoreMeta(fsys, e.path, b, cur)
 	}
-	return restoreMeta(fsys, e.path, b)
+	return fmt.Errorf("restoring %s: unexpected base type %v", e.path, b.mode.Type())
 }
 
-// restoreMeta sets mode (not on links), owner and times of p to s.
-func restoreMeta(fsys FS, p string, s state) error {
-	cur, err := lstat(fsys, p, false)
-	if err != nil {
-		return fmt.Errorf("restoring %s: %w", p, err)
+// restoreMeta sets mode (not on links), owner and times of p to s; cur is
+// what p has now, or nil to look.
+func restoreMeta(fsys FS, p string, s state, cur *state) error {
+	if cur == nil {
+		c, err := lstat(fsys, p, false)
+		if err != nil {
+			return fmt.Errorf("restoring %s: %w", p, err)
+		}
+		cur = &c
 	}
 	if !cur.isLink() && cur.mode.Perm() != s.mode.Perm() || cur.mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != s.mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) {
 		if err := fsys.Chmod(p, s.mode); err != nil {
@@ -536,7 +571,7 @@ func (j *Journal) restoreDir(fsys FS, e *entry, now state) error {
 		}
 	}
 	if e.ours.same(now) {
-		return restoreMeta(fsys, e.path, e.base)
+		return restoreMeta(fsys, e.path, e.base, &now)
 	}
 	// The process changed the directory: keep its mtime, not ours.
 	if err := fsys.Lchtimes(e.path, now.atime, now.mtime); err != nil {

@@ -182,6 +182,41 @@ func copyTimes(t testing.TB, src, dst string) {
 	}
 }
 
+// TestRevertAfterParentSwap: the process replaced a directory we created
+// with a symlink to / and put a file at the root named like our bundle.
+// Revert must not touch anything through the link.
+func TestRevertAfterParentSwap(t *testing.T) {
+	set := testSet(t, genCAs(t, 1)...)
+	root := filepath.Join(t.TempDir(), "root")
+	treespec.Build(t, root, "file app x mode=0755")
+	fsys := openRoot(t, root)
+	j, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{Strict: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs := filepath.Join(root, "etc/ssl/certs")
+	if err := os.RemoveAll(certs); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/", certs); err != nil {
+		t.Fatal(err)
+	}
+	theirs := append([]byte("# theirs\n"), set.Certs[0].PEM...)
+	if err := os.WriteFile(filepath.Join(root, "ca-certificates.crt"), theirs, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := snap(t, root)
+	if err := j.Revert(context.Background(), openRoot(t, root)); err != nil {
+		t.Fatal(err)
+	}
+	after := snap(t, root)
+	for p := range before {
+		if p != "." && p != "etc" && p != "etc/ssl" && before[p] != after[p] {
+			t.Errorf("revert changed %s through the swapped directory", p)
+		}
+	}
+}
+
 func TestCommandPath(t *testing.T) {
 	host := hostCerts(t, 4)
 	set := testSet(t, genCAs(t, 2)...)
