@@ -30,9 +30,11 @@ type config struct {
 // seccomp filter. For tests, so both mechanisms are covered.
 func WithoutOpenat2() Option { return func(c *config) { c.noOpenat2 = true } }
 
-// WithRootOwner sets the host uid and gid that files and directories the FS
-// creates are given: the container's root as mapped on the host (0:0 unless
-// user namespaces remap it).
+// WithRootOwner sets the host uid and gid that files, directories and
+// symlinks the FS creates are given: the container's root as mapped on the
+// host. Without it they keep the creating process's ids, which is the
+// container's root both for a root daemon (0:0) and for a rootless one
+// (whose uid 0 is the mapped root).
 func WithRootOwner(uid, gid int) Option {
 	return func(c *config) { c.rootUID, c.rootGID = uid, gid }
 }
@@ -92,6 +94,7 @@ type FS struct {
 func New(ctx context.Context, root Spec, mounts []Spec, opts ...Option) (*FS, error) {
 	fsys := &FS{mounts: map[string]*mountEnt{}}
 	fsys.cfg.maxDirEntries = 1 << 16
+	fsys.cfg.rootUID, fsys.cfg.rootGID = -1, -1
 	fsys.cfg.maxReadFile = 16 << 20
 	for _, o := range opts {
 		o(&fsys.cfg)

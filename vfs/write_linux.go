@@ -73,7 +73,7 @@ func (fsys *FS) checkName(w *walker, name string) error {
 // never in place: a new inode is created in the same directory and renamed
 // over the name. When it replaces a file, the new one keeps the old one's
 // mode, owner and xattrs (overlay bookkeeping xattrs excepted) and perm is
-// ignored; a new file gets perm (umask not applied) and the root owner. A
+// ignored; a new file gets perm (umask not applied) and the root owner (WithRootOwner). A
 // final symlink is followed inside the container only to an existing
 // regular file of the root mount; nothing is ever created through a
 // dangling link (fs.ErrNotExist). Directories give EISDIR, other types
@@ -185,8 +185,10 @@ func (fsys *FS) replace(dir *node, name string, data []byte, perm fs.FileMode, o
 	if old != nil {
 		uid, gid, mode = int(old.st.Uid), int(old.st.Gid), old.st.Mode&0o7777
 	}
-	if err := unix.Fchown(fd, uid, gid); err != nil {
-		return err
+	if uid >= 0 || gid >= 0 {
+		if err := unix.Fchown(fd, uid, gid); err != nil {
+			return err
+		}
 	}
 	if err := unix.Fchmod(fd, mode); err != nil {
 		return err
@@ -356,8 +358,10 @@ func (fsys *FS) mkdirAll(unsafePath string, perm fs.FileMode) (string, error) {
 }
 
 func (fsys *FS) setNewDirMeta(n *node, perm fs.FileMode) error {
-	if err := unix.Fchownat(n.fd, "", fsys.cfg.rootUID, fsys.cfg.rootGID, unix.AT_EMPTY_PATH); err != nil {
-		return err
+	if fsys.cfg.rootUID >= 0 || fsys.cfg.rootGID >= 0 {
+		if err := unix.Fchownat(n.fd, "", fsys.cfg.rootUID, fsys.cfg.rootGID, unix.AT_EMPTY_PATH); err != nil {
+			return err
+		}
 	}
 	if err := chmodNode(n, unixPerm(perm)); err != nil {
 		return err
@@ -428,6 +432,9 @@ func (fsys *FS) symlink(oldname, newname string) error {
 	dir := w.top().n
 	if err := unix.Symlinkat(oldname, dir.fd, name); err != nil {
 		return err
+	}
+	if fsys.cfg.rootUID < 0 && fsys.cfg.rootGID < 0 {
+		return nil
 	}
 	return unix.Fchownat(dir.fd, name, fsys.cfg.rootUID, fsys.cfg.rootGID, unix.AT_SYMLINK_NOFOLLOW)
 }
