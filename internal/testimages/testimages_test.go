@@ -2,7 +2,10 @@ package testimages
 
 import (
 	"archive/tar"
+	"encoding/pem"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -193,11 +196,20 @@ func checkRootfs(t *testing.T, name, root string) {
 		if len(files) != 1 || files[0] != TLSGetPath {
 			t.Errorf("scratch-go files = %q, want only %s", files, TLSGetPath)
 		}
-		// No trust store at all: the binary runs and fails verification-free
-		// usage checks (no network needed).
-		out, err := exec.Command("chroot", root, TLSGetPath).CombinedOutput()
-		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), "usage") {
-			t.Errorf("chroot tlsget with no argument: %v\n%s", err, out)
+		// No trust store at all: the handshake fails verification; once the
+		// server's CA is in the bundle file Go reads, it succeeds.
+		srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+		defer srv.Close()
+		out, err := exec.Command("chroot", root, TLSGetPath, srv.URL).CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "x509") {
+			t.Errorf("chroot tlsget with no trust store: %v\n%s", err, out)
+		}
+		os.MkdirAll(filepath.Join(root, "etc/ssl/certs"), 0o755)
+		ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+		os.WriteFile(filepath.Join(root, "etc/ssl/certs/ca-certificates.crt"), ca, 0o644)
+		out, err = exec.Command("chroot", root, TLSGetPath, srv.URL).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "200 OK") {
+			t.Errorf("chroot tlsget with the CA in the bundle: %v\n%s", err, out)
 		}
 	default:
 		t.Fatalf("no checks for image %s", name)

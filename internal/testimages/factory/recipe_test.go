@@ -101,6 +101,10 @@ func TestHashTree(t *testing.T) {
 	if h1 == h2 || h2 == h3 {
 		t.Errorf("content or name changes not seen: %s %s %s", h1, h2, h3)
 	}
+	os.WriteFile(filepath.Join(d, "other_test.go"), []byte("package main\n"), 0o644)
+	if h4, _ := HashTree(d); h4 != h3 {
+		t.Error("a _test.go file changes the hash")
+	}
 	os.Symlink("other.go", filepath.Join(d, "link.go"))
 	if _, err := HashTree(d); err == nil {
 		t.Error("symlink in tree: no error")

@@ -141,14 +141,15 @@ func writeTar(out string, entries []entry, epoch int64) error {
 }
 
 // HashTree hashes the regular files under dir (names relative to dir, and
-// contents), in lexical order; anything else in the tree is an error.
+// contents), in lexical order, leaving out Go test files (they are not in a
+// binary); anything else in the tree is an error.
 func HashTree(dir string) (string, error) {
 	h := sha256.New()
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if d.IsDir() {
+		if d.IsDir() || strings.HasSuffix(d.Name(), "_test.go") {
 			return nil
 		}
 		if !d.Type().IsRegular() {
