@@ -51,6 +51,11 @@ func (s *sibling) Run(ctx context.Context, argv []string) ([]byte, error) {
 		Cwd:      "/",
 		Hostname: s.hostname,
 		NetMode:  pb.NetMode_NONE,
+		// Remove every mount stub the sibling's runtime created, parents
+		// included, so the user process starts on the tree it would have
+		// had without the sibling (a stub left here would not be the user
+		// process's stub to clean, and would be committed).
+		RemoveMountStubsRecursive: true,
 	}
 	start := time.Now()
 	_, err := s.inner.Run(ctx, "", s.root, s.mounts, bkexecutor.ProcessInfo{

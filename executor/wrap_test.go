@@ -272,8 +272,8 @@ func TestSiblingProcess(t *testing.T) {
 	if got, want := sib.Meta.Env, []string{"PATH=" + SiblingPath}; !slices.Equal(got, want) {
 		t.Errorf("sibling env %q, want %q", got, want)
 	}
-	if sib.Meta.User != "0:0" || sib.Meta.Cwd != "/" || sib.Meta.Tty || sib.Meta.NetMode != pb.NetMode_NONE {
-		t.Errorf("sibling meta %+v: want uid 0:0, cwd /, no TTY, NetMode NONE", sib.Meta)
+	if sib.Meta.User != "0:0" || sib.Meta.Cwd != "/" || sib.Meta.Tty || sib.Meta.NetMode != pb.NetMode_NONE || !sib.Meta.RemoveMountStubsRecursive {
+		t.Errorf("sibling meta %+v: want uid 0:0, cwd /, no TTY, NetMode NONE, stubs removed recursively", sib.Meta)
 	}
 	if sib.Stdin != nil || sib.Stdout == userOut || sib.Stderr == userOut {
 		t.Error("sibling must not share the user's stdio")

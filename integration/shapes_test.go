@@ -5,6 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/session/secrets/secretsprovider"
+
 	"github.com/buildkit-cacerts/buildkit-cacerts/internal/testimages"
 )
 
@@ -178,6 +181,38 @@ func describe(entries []layerEntry) string {
 		fmt.Fprintf(&b, "%s(%c %o %d:%d %d %q) ", en.name, en.hdr.Typeflag, en.hdr.Mode, en.hdr.Uid, en.hdr.Gid, en.hdr.Size, en.body)
 	}
 	return b.String()
+}
+
+// TestSiblingMounts runs the command path (the image's update-ca-certificates
+// in a sibling container) on a RUN with a secret, a tmpfs and a cache mount:
+// the sibling's mount stubs (/run/secrets) must not end up in the layer,
+// which must equal the same RUN's layer without injection.
+func TestSiblingMounts(t *testing.T) {
+	e := newSmokeEnv(t)
+	d := startDaemon(t, e.toml, caDir(t, e.pki.CAPEM), "--cacerts-mode", "command")
+	secret := func(so *client.SolveOpt) {
+		so.Session = append(so.Session, secretsprovider.FromMap(map[string][]byte{"tok": []byte("s3cret")}))
+	}
+	run := "RUN --mount=type=secret,id=tok,required=true --mount=type=tmpfs,target=/scratch --mount=type=cache,target=/var/cache/x " +
+		"test \"$(cat /run/secrets/tok)\" = s3cret && echo hi > /hi\n"
+	dockerfile := "FROM " + e.image + "\n" + run
+	out, logs, err := e.build(t, d, dockerfile, secret)
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, logs)
+	}
+	if !strings.Contains(d.log.String(), "cacerts: sibling ran") {
+		t.Fatal("no sibling ran in command mode")
+	}
+	got := runEntries(t, e, dockerfile, out)
+	off := optOut(dockerfile)
+	outOff, logs, err := e.build(t, d, off, secret)
+	if err != nil {
+		t.Fatalf("build with BUILDKIT_CACERTS=off: %v\n%s", err, logs)
+	}
+	want := runEntries(t, e, off, outOff)
+	if a, b := describe(got), describe(want); a != b {
+		t.Errorf("RUN layer differs from the same RUN without injection:\nwith:    %s\nwithout: %s", a, b)
+	}
 }
 
 // runLayerStart is the index of the first layer the Dockerfile's RUNs made:

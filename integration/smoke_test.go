@@ -59,7 +59,7 @@ func newSmokeEnv(t *testing.T) *smokeEnv {
 
 // build runs the Dockerfile with the Dockerfile frontend and returns the
 // exported OCI tarball's path and the build's log lines.
-func (e *smokeEnv) build(t *testing.T, d *daemon, dockerfile string) (string, string, error) {
+func (e *smokeEnv) build(t *testing.T, d *daemon, dockerfile string, opts ...func(*client.SolveOpt)) (string, string, error) {
 	t.Helper()
 	ctxDir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte(dockerfile), 0o644); err != nil {
@@ -76,15 +76,19 @@ func (e *smokeEnv) build(t *testing.T, d *daemon, dockerfile string) (string, st
 	ch := make(chan *client.SolveStatus)
 	var logs strings.Builder
 	eg, ctx := errgroup.WithContext(ctx)
+	so := client.SolveOpt{
+		Frontend:    "dockerfile.v0",
+		LocalMounts: map[string]fsutil.FS{"context": fsys, "dockerfile": fsys},
+		Exports: []client.ExportEntry{{
+			Type:   client.ExporterOCI,
+			Output: func(map[string]string) (io.WriteCloser, error) { return os.Create(out) },
+		}},
+	}
+	for _, o := range opts {
+		o(&so)
+	}
 	eg.Go(func() error {
-		_, err := c.Solve(ctx, nil, client.SolveOpt{
-			Frontend:    "dockerfile.v0",
-			LocalMounts: map[string]fsutil.FS{"context": fsys, "dockerfile": fsys},
-			Exports: []client.ExportEntry{{
-				Type:   client.ExporterOCI,
-				Output: func(map[string]string) (io.WriteCloser, error) { return os.Create(out) },
-			}},
-		}, ch)
+		_, err := c.Solve(ctx, nil, so, ch)
 		return err
 	})
 	eg.Go(func() error {
