@@ -282,6 +282,9 @@ func TestKernelDifferential(t *testing.T) {
 			modes(t, func(t *testing.T, opts []Option) {
 				kernelDifferential(t, int64(seed), opts)
 			})
+			t.Run("kernel-overlay", func(t *testing.T) {
+				kernelDifferential(t, int64(seed), []Option{WithKernelOverlay()})
+			})
 		})
 	}
 }

@@ -132,6 +132,66 @@ func TestMounts(t *testing.T) {
 	})
 }
 
+// TestFSTestWhole runs fstest.TestFS on a whole container view: a root with
+// nested binds (one read-only), a file bind, a selector bind and a
+// read-only three-layer overlay (no opaque mounts: their entries cannot be
+// stat'ed, by design).
+func TestFSTestWhole(t *testing.T) {
+	modes(t, func(t *testing.T, opts []Option) {
+		sb := newSandbox(t,
+			"file etc/ssl/certs/ca-certificates.crt ROOT",
+			"symlink etc/ssl/cert.pem -> certs/ca-certificates.crt",
+			"file etc/resolv.conf placeholder",
+			"dir mnt/a", "dir from", "dir data",
+			"symlink abs-escape -> /../../etc/ssl",
+		)
+		a, nested, sel := sb.path("a"), sb.path("nested"), sb.path("sel")
+		treespec.Build(t, a, "file a.txt A", "dir nested", "symlink up -> ../../etc")
+		treespec.Build(t, nested, "file n.txt N")
+		treespec.Build(t, sel, "file inner/s.txt S")
+		treespec.Build(t, sb.dir, "file resolv.conf nameserver")
+		layers := treespec.Layers(t, sb.path("layers"),
+			[]string{"file base.txt base", "file gone.txt gone", "file d/old o", "file o/hidden h"},
+			[]string{"whiteout gone.txt", "file d/new n", "opaque o user", "file o/visible v"},
+			[]string{"file base.txt top"},
+		)
+		fsys := mustNew(t, bindSpec("/", sb.root, false), []Spec{
+			bindSpec("/mnt/a", a, false),
+			bindSpec("/mnt/a/nested", nested, true),
+			bindSpec("/etc/resolv.conf", sb.path("resolv.conf"), true),
+			lowerSpec("/from", true, layers[2], layers[1], layers[0]),
+			{Dest: "/data", Mounts: []mount.Mount{{Type: "bind", Source: sel}}, Selector: "inner"},
+		}, opts...)
+		if err := fstest.TestFS(fsys, "etc/ssl/certs/ca-certificates.crt", "etc/resolv.conf", "mnt/a/a.txt",
+			"mnt/a/nested/n.txt", "from/base.txt", "from/d/old", "from/d/new", "from/o/visible", "data/s.txt"); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+func TestLookPath(t *testing.T) {
+	sb := newSandbox(t,
+		"file usr/bin/update-ca-certificates x mode=0755",
+		"file usr/sbin/noexec x mode=0644",
+		"symlink bin -> usr/bin",
+		"symlink usr/local/bin/evil -> /../../../bin/sh",
+	)
+	fsys := mustNew(t, bindSpec("/", sb.root, false), nil)
+	for _, tc := range []struct{ file, path, want string }{
+		{"update-ca-certificates", "/usr/local/bin:/bin:/usr/bin", "/bin/update-ca-certificates"},
+		{"update-ca-certificates", "/usr/local/bin::/usr/bin", "/usr/bin/update-ca-certificates"},
+		{"noexec", "/usr/sbin", ""},
+		{"evil", "/usr/local/bin", ""},
+		{"/usr/bin/update-ca-certificates", "", "/usr/bin/update-ca-certificates"},
+		{"missing", "/usr/bin", ""},
+	} {
+		got, err := fsys.LookPath(tc.file, tc.path)
+		if got != tc.want || (tc.want == "") != (err != nil) {
+			t.Errorf("LookPath(%q, %q) = %q, %v; want %q", tc.file, tc.path, got, err, tc.want)
+		}
+	}
+}
+
 func TestFSTest(t *testing.T) {
 	modes(t, func(t *testing.T, opts []Option) {
 		fsys, _ := mountedFS(t, opts)
