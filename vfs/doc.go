@@ -22,7 +22,8 @@
 //     single name, or, only when openat2 itself is unavailable (ENOSYS, or
 //     EPERM from a seccomp filter, probed once in New), openat with O_PATH
 //     and O_NOFOLLOW on a single name plus a mount-ID check. A failed
-//     openat2 lookup never falls back to the weaker walker.
+//     openat2 lookup never falls back to the weaker walker; EAGAIN and
+//     EINTR are retried at most 32 times.
 //   - Symlinks are read with readlinkat on the link's own handle and
 //     followed by this package inside the container: absolute targets
 //     restart at the container's "/", ".." never rises above it and crosses
@@ -77,7 +78,17 @@
 //     mount is made and no privilege is needed, except that reading
 //     trusted.* needs CAP_SYS_ADMIN in the initial user namespace: without
 //     it New fails rather than show opaque directories as merged.
-//     WithKernelOverlay mounts such overlays read-only instead.
+//     WithKernelOverlay mounts such overlays read-only instead. Why reading
+//     layers is the default (measured by BenchmarkOverlayStrategy, CPU time
+//     on a loaded 2-core VM): New stays cheap (~70 µs against ~125 µs with
+//     a kernel mount per overlay, and most execs never look inside a
+//     --mount=from), it needs no privilege (rootless BuildKit uses
+//     userxattr), creates no mount that could outlive a crash, and refuses
+//     layer features (redirect, metacopy) instead of trusting a crafted
+//     layer to the kernel's overlay code. The price is lookups: ~100 µs to
+//     read a file four levels deep in a three-layer overlay, against
+//     ~25 µs through a kernel mount. The kernel differential test checks
+//     both against a real overlay mount.
 //   - overlay with an upperdir (an embedder's raw writable overlay): mounted
 //     by the kernel as a detached mount (fsopen/fsmount, CAP_SYS_ADMIN),
 //     never attached to any mount namespace, released by Close.

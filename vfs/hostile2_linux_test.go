@@ -126,6 +126,41 @@ var hostileCases2 = []hostileCase{
 			t.Errorf("readdir under the limit: %d, %v", len(es), err)
 		}
 	}},
+	{name: "16-create-over-whiteout-raw-overlay", root: true, run: func(t *testing.T, opts []Option) {
+		sb := newSandbox(t)
+		lower, upper, work := sb.path("lower"), sb.path("upper"), sb.path("work")
+		treespec.Build(t, lower, "file etc/ssl/certs/old.pem OLD", "file etc/ssl/certs/ca-certificates.crt LOWER")
+		treespec.Build(t, upper, "dir etc/ssl", "whiteout etc/ssl/certs")
+		os.MkdirAll(work, 0o755)
+		guard(t, lower)
+		before := openFDs(t)
+		root := Spec{Dest: "/", Mounts: []mount.Mount{{Type: "overlay", Source: "overlay",
+			Options: []string{"lowerdir=" + lower, "upperdir=" + upper, "workdir=" + work}}}}
+		fsys, err := New(t.Context(), root, nil, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = readStr(fsys, "/etc/ssl/certs/ca-certificates.crt")
+		wantErr(t, "whited-out bundle", err, fs.ErrNotExist)
+		if c, err := fsys.MkdirAll("/etc/ssl/certs", 0o755); err != nil || c != "/etc/ssl/certs" {
+			t.Fatalf("MkdirAll over whiteout = %q, %v", c, err)
+		}
+		if es, err := fsys.ReadDir("etc/ssl/certs"); err != nil || len(es) != 0 {
+			t.Errorf("new directory over a whiteout shows %v, %v (want opaque, empty)", es, err)
+		}
+		buf := make([]byte, 4)
+		if n, err := unix.Lgetxattr(filepath.Join(upper, "etc/ssl/certs"), "trusted.overlay.opaque", buf); err != nil || string(buf[:n]) != "y" {
+			t.Errorf("kernel did not make it opaque: %q %v", buf[:n], err)
+		}
+		if err := fsys.Close(); err != nil {
+			t.Fatal(err)
+		}
+		for fd := range openFDs(t) {
+			if !before[fd] {
+				t.Errorf("fd %s left open after Close (the detached overlay stays mounted)", fd)
+			}
+		}
+	}},
 	{name: "16-17-18-whiteouts-and-opaque", run: func(t *testing.T, opts []Option) {
 		sb := newSandbox(t, "dir from")
 		layers := treespec.Layers(t, sb.path("layers"),
