@@ -443,4 +443,3 @@ func openFDs(t *testing.T) map[string]bool {
 	}
 	return m
 }
-
