@@ -40,7 +40,15 @@ func (p *Plan) applyCommand(ctx context.Context, fsys FS, j *Journal) error {
 	for _, s := range l.Java {
 		watch = append(watch, path.Dir(s), s)
 	}
-	roots := watchRoots(fsys, watch)
+	roots := watchRoots(fsys, watch, maxWatchDepth, true)
+	if l.Family == distro.FamilyDebian {
+		for _, ts := range debianToolState {
+			for _, r := range watchRoots(fsys, []string{ts.path}, ts.depth, false) {
+				r.optional = ts.optional
+				roots = append(roots, r)
+			}
+		}
+	}
 	before, err := snapshot(fsys, roots, true)
 	if err != nil {
 		return err
@@ -73,6 +81,23 @@ func (p *Plan) applyCommand(ctx context.Context, fsys FS, j *Journal) error {
 		j.entries = append(j.entries, e)
 		j.byPath[e.path] = e
 	}
+	// Restoring a file renames a new inode into its directory: journal every
+	// such directory too (a tool that rewrote a file in place left it alone),
+	// so its mtime is put back after.
+	for _, e := range append([]*entry(nil), j.entries...) {
+		par := path.Dir(e.path)
+		if _, ok := j.byPath[par]; ok {
+			continue
+		}
+		b, okb := before[par]
+		a, oka := after[par]
+		if !okb || !oka || !b.isDir() {
+			continue
+		}
+		pe := &entry{path: par, base: b, ours: a}
+		j.entries = append([]*entry{pe}, j.entries...)
+		j.byPath[par] = pe
+	}
 	if l.HashDir != "" {
 		j.scan = append(j.scan, l.HashDir)
 	}
@@ -91,10 +116,50 @@ func tailOf(out []byte, n int) string {
 	return string(out)
 }
 
-// watchRoots resolves the watched paths inside the root, keeping those
-// under trust-store paths (the only places we restore), deduplicated with
-// nested ones dropped.
-func watchRoots(fsys FS, paths []string) []string {
+// watchRoot is a path whose entries a snapshot records, down to depth.
+type watchRoot struct {
+	path  string
+	depth int
+	// optional roots are skipped, not an error, when they hold more than
+	// maxOptionalEntries entries.
+	optional bool
+}
+
+// maxOptionalEntries caps an optional watch root (a busy /tmp).
+const maxOptionalEntries = 1000
+
+// debianToolState are the paths outside the trust store that one run of
+// Debian's update-ca-certificates changes: its mktemp files come and go in
+// /tmp; ca-certificates-java's jks-keystore hook appends to
+// /var/lib/ca-certificates-java/pending, activates a dpkg trigger and runs
+// `dpkg --triggers-only --pending`, which rewrites dpkg's status (keeping
+// status-old), touches its locks and trigger files and logs to
+// /var/log/dpkg.log. Revert puts back exactly what was there — it never
+// writes anything new there — and keeps whatever the process changed. This
+// extends DESIGN.md invariant 6 to the update tool's own bookkeeping.
+var debianToolState = []struct {
+	path     string
+	depth    int
+	optional bool
+}{
+	{"/tmp", 1, true}, // mktemp files; a JVM run by a hook leaves /tmp/hsperfdata_root
+	{"/var/lib", 0, false},
+	{"/var/lib/ca-certificates-java", 1, false},
+	{"/var/lib/dpkg", 0, false},
+	{"/var/lib/dpkg/status", 0, false},
+	{"/var/lib/dpkg/status-old", 0, false},
+	{"/var/lib/dpkg/lock", 0, false},
+	{"/var/lib/dpkg/lock-frontend", 0, false},
+	{"/var/lib/dpkg/triggers", 1, false},
+	{"/var/lib/dpkg/updates", 1, false},
+	{"/var/log", 0, false},
+	{"/var/log/dpkg.log", 0, false},
+}
+
+// watchRoots resolves the watched paths inside the root, keeping those in
+// the writable root mount (and, with trustOnly, under trust-store paths),
+// deduplicated with nested ones dropped.
+func watchRoots(fsys FS, paths []string, depth int, trustOnly bool) []watchRoot {
 	set := map[string]bool{}
 	for _, p := range paths {
 		rp, m, err := fsys.EvalSymlinks(p)
@@ -109,6 +174,12 @@ func watchRoots(fsys FS, paths []string) []string {
 		} else if !writableRoot(m) {
 			continue
 		}
+		if !trustOnly {
+			if rp == p {
+				set[rp] = true
+			}
+			continue
+		}
 		if IsTrustStorePath(rp) {
 			set[rp] = true
 		}
@@ -121,19 +192,19 @@ func watchRoots(fsys FS, paths []string) []string {
 		out = append(out, p)
 	}
 	sort.Strings(out)
-	var roots []string
+	var roots []watchRoot
 	for _, p := range out {
-		if len(roots) > 0 && strings.HasPrefix(p, roots[len(roots)-1]+"/") {
+		if depth > 0 && len(roots) > 0 && strings.HasPrefix(p, roots[len(roots)-1].path+"/") {
 			continue
 		}
-		roots = append(roots, p)
+		roots = append(roots, watchRoot{path: p, depth: depth})
 	}
 	return roots
 }
 
 // snapshot records the state of every entry under roots (not following
 // links), the parents of the roots, with content for regular files when keep.
-func snapshot(fsys FS, roots []string, keep bool) (map[string]state, error) {
+func snapshot(fsys FS, roots []watchRoot, keep bool) (map[string]state, error) {
 	out := map[string]state{}
 	total := int64(0)
 	var walk func(p string, d int) error
@@ -152,7 +223,7 @@ func snapshot(fsys FS, roots []string, keep bool) (map[string]state, error) {
 			total += int64(len(s.data))
 		}
 		out[p] = s
-		if !s.isDir() || d >= maxWatchDepth {
+		if !s.isDir() || d <= 0 {
 			return nil
 		}
 		ents, err := fsys.ReadDir(fsName(p))
@@ -160,14 +231,23 @@ func snapshot(fsys FS, roots []string, keep bool) (map[string]state, error) {
 			return fmt.Errorf("snapshot of %s: %w", p, err)
 		}
 		for _, e := range ents {
-			if err := walk(path.Join(p, e.Name()), d+1); err != nil {
+			if err := walk(path.Join(p, e.Name()), d-1); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	for _, r := range roots {
-		if err := walk(r, 0); err != nil {
+	for _, root := range roots {
+		r := root.path
+		if _, seen := out[r]; seen {
+			continue
+		}
+		if root.optional {
+			if ents, err := fsys.ReadDir(fsName(r)); err == nil && len(ents) > maxOptionalEntries {
+				continue
+			}
+		}
+		if err := walk(r, root.depth); err != nil {
 			return nil, err
 		}
 		if par := path.Dir(r); IsTrustStorePath(par) {

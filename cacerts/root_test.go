@@ -17,9 +17,19 @@ import (
 
 // chrootRunner runs argv in root with chroot(8), a clean environment (PATH
 // only) and no locale, as the sibling container does. Root only.
-type chrootRunner struct{ root string }
+type chrootRunner struct {
+	root string
+	proc bool // mount a proc at /proc for the run (Java needs it)
+}
 
 func (r chrootRunner) Run(ctx context.Context, argv []string) ([]byte, error) {
+	if r.proc {
+		p := filepath.Join(r.root, "proc")
+		if out, err := exec.Command("mount", "-t", "proc", "proc", p).CombinedOutput(); err != nil {
+			return out, err
+		}
+		defer exec.Command("umount", "-l", p).Run()
+	}
 	cmd := exec.CommandContext(ctx, "chroot", append([]string{r.root}, argv...)...)
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	return cmd.CombinedOutput()
@@ -96,7 +106,7 @@ func TestDifferentialUpdateCACertificates(t *testing.T) {
 					}
 				}
 				start = time.Now()
-				out, err := chrootRunner{tool}.Run(context.Background(), []string{"update-ca-certificates"})
+				out, err := chrootRunner{root: tool}.Run(context.Background(), []string{"update-ca-certificates"})
 				if err != nil {
 					t.Fatalf("update-ca-certificates: %v\n%s", err, out)
 				}
@@ -150,7 +160,7 @@ func TestProcessChangesWinChroot(t *testing.T) {
 				}
 				orig := snap(t, plain)
 				run := func(root string) {
-					out, err := chrootRunner{root}.Run(context.Background(), sc.argv)
+					out, err := chrootRunner{root: root}.Run(context.Background(), sc.argv)
 					if err != nil {
 						t.Fatalf("%v: %v\n%s", sc.argv, err, out)
 					}
@@ -158,7 +168,7 @@ func TestProcessChangesWinChroot(t *testing.T) {
 				run(plain)
 
 				fsys := openRoot(t, with)
-				j, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{Strict: true, Runner: chrootRunner{with}})
+				j, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{Strict: true, Runner: chrootRunner{root: with}})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -211,5 +221,47 @@ func copyFile(t testing.TB, src, dst string) {
 	}
 	if err := os.WriteFile(dst, b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCommandPathChroot runs the real update-ca-certificates (and, on the
+// Java image, its jks-keystore hook) by chroot through the command path, and
+// checks the CAs landed and that revert, which never runs the tool, restores
+// the original tree: every path, mtimes included.
+func TestCommandPathChroot(t *testing.T) {
+	testenv.RequiresRoot(t)
+	for _, image := range []string{testimages.DebianBookwormTLS, testimages.DebianBookwormJava} {
+		t.Run(image, func(t *testing.T) {
+			set := testSet(t, genCAs(t, 2)...)
+			root := testimages.Rootfs(t, image)
+			orig := snap(t, root)
+			fsys := openRoot(t, root)
+			m := MethodAuto
+			if image == testimages.DebianBookwormTLS {
+				m = MethodCommand // no hooks there: force it
+			}
+			start := time.Now()
+			j, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{Strict: true, Runner: chrootRunner{root: root, proc: true}, Method: m})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("method %s in %v: %v", j.Method(), time.Since(start), j.Paths())
+			if j.Method() != MethodCommand {
+				t.Fatalf("method %s", j.Method())
+			}
+			bundle := readFile(t, filepath.Join(root, "etc/ssl/certs/ca-certificates.crt"))
+			for _, c := range set.Certs {
+				if countBlock(bundle, c.PEM) != 1 {
+					t.Errorf("bundle lacks %s", c.Name)
+				}
+			}
+			if err := j.Revert(context.Background(), openRoot(t, root)); err != nil {
+				t.Fatal(err)
+			}
+			after := snap(t, root)
+			if d := diffSnap(orig, after); len(d) > 0 {
+				t.Errorf("tree after revert vs original:\n%s", strings.Join(d, "\n"))
+			}
+		})
 	}
 }
