@@ -445,3 +445,39 @@ func kernelWalk(t *testing.T, root string, fsys *FS) []string {
 	})
 	return out
 }
+
+// TestHostSubmountNotCrossed: a host mount under a mount source (not part
+// of the container's mount table) is never crossed, with openat2
+// (RESOLVE_NO_XDEV) and with the fallback (mount ID check) alike.
+func TestHostSubmountNotCrossed(t *testing.T) {
+	testenv.RequiresRoot(t)
+	modes(t, func(t *testing.T, opts []Option) {
+		sb := newSandbox(t, "dir m", "dir sub")
+		src := sb.path("src")
+		treespec.Build(t, src, "dir sub", "file sub/under-the-mount x")
+		ns := newNSThread(t)
+		var fsys *FS
+		var err error
+		ns.do(func() {
+			if err = unix.Mount("tmpfs", filepath.Join(src, "sub"), "tmpfs", 0, ""); err != nil {
+				return
+			}
+			if err = os.WriteFile(filepath.Join(src, "sub/on-tmpfs"), []byte("host"), 0o644); err != nil {
+				return
+			}
+			if err = unix.Mount("tmpfs", filepath.Join(sb.root, "sub"), "tmpfs", 0, ""); err != nil {
+				return
+			}
+			fsys, err = New(t.Context(), bindSpec("/", sb.root, false), []Spec{bindSpec("/m", src, false)}, opts...)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fsys.Close()
+		for _, p := range []string{"/m/sub/on-tmpfs", "/sub/x"} {
+			_, err := fsys.ReadFileLimit(p, 100)
+			wantErr(t, p, err, syscall.EXDEV)
+			wantErr(t, "write "+p, fsys.WriteFile(p, []byte("x"), 0o644), syscall.EXDEV)
+		}
+	})
+}

@@ -72,7 +72,7 @@ func (fsys *FS) lookupLayers(m *mountEnt, parent *node, name string) (*node, err
 		return nil, err
 	}
 	for _, ld := range parent.layers {
-		n, err := fsys.sys.openChild(ld.fd, 0, name)
+		n, err := fsys.sys.openChild(ld.fd, ld.mntID, name)
 		if isErrno(err, syscall.ENOENT) {
 			continue
 		}
@@ -118,7 +118,7 @@ func (fsys *FS) lookupLayers(m *mountEnt, parent *node, name string) (*node, err
 		if first == nil {
 			first = n
 		}
-		dirs = append(dirs, layerDir{fd: n.fd, xwh: xwh})
+		dirs = append(dirs, layerDir{fd: n.fd, xwh: xwh, mntID: n.mntID})
 		if opaque {
 			break
 		}
@@ -147,7 +147,7 @@ func (fsys *FS) layerNames(m *mountEnt, dir *node, limit int) ([]string, error) 
 				continue
 			}
 			seen[name] = true
-			n, err := fsys.sys.openChild(ld.fd, 0, name)
+			n, err := fsys.sys.openChild(ld.fd, ld.mntID, name)
 			if err != nil {
 				if isErrno(err, syscall.ENOENT) {
 					continue // raced away
@@ -286,7 +286,7 @@ func (fsys *FS) openOverlay(ent *mountEnt, m mount.Mount, ro bool) error {
 			if i == 0 {
 				root.st, root.mntID = ln.st, ln.mntID
 			}
-			root.layers = append(root.layers, layerDir{fd: fd, xwh: xwh})
+			root.layers = append(root.layers, layerDir{fd: fd, xwh: xwh, mntID: ln.mntID})
 		}
 		if err != nil {
 			unix.Close(fd)

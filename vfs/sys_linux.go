@@ -24,8 +24,9 @@ type node struct {
 }
 
 type layerDir struct {
-	fd  int
-	xwh bool // opaque="x": may hold xattr whiteouts
+	fd    int
+	xwh   bool   // opaque="x": may hold xattr whiteouts
+	mntID uint64 // host mount of the layer, for the fallback's RESOLVE_NO_XDEV
 }
 
 func (n *node) mode() uint32 { return n.st.Mode & syscall.S_IFMT }
