@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/buildkit-cacerts/buildkit-cacerts/internal/testenv"
@@ -49,20 +48,12 @@ const (
 // Images returns all image names.
 func Images() []string { return factory.Images() }
 
-var (
-	mu      sync.Mutex
-	builder *factory.Builder
-)
-
 func get(t testing.TB, name string) factory.Result {
 	t.Helper()
 	testenv.RequiresRoot(t)
-	mu.Lock()
-	if builder == nil {
-		builder = factory.New(factory.Options{Logf: func(string, ...any) {}})
-	}
-	b := builder
-	mu.Unlock()
+	b := factory.New(factory.Options{Logf: func(format string, args ...any) {
+		t.Logf("testimages: "+format, args...)
+	}})
 	if res, ok, err := b.Lookup(name); err != nil {
 		t.Fatalf("testimages: %v", err)
 	} else if ok {

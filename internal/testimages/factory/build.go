@@ -234,7 +234,7 @@ func (b *Builder) Ensure(ctx context.Context, names ...string) ([]Result, error)
 
 // buildLocked builds name under its file lock, unless another process built it meanwhile.
 func (b *Builder) buildLocked(ctx context.Context, name, hash string) (Result, error) {
-	unlock, err := b.lock(name)
+	unlock, err := b.lock(ctx, name)
 	if err != nil {
 		return Result{}, err
 	}
@@ -458,7 +458,7 @@ func (b *Builder) mmdebstrap(ctx context.Context, r Recipe, out string, log io.W
 }
 
 // lock takes the per-name file lock in the cache.
-func (b *Builder) lock(name string) (func(), error) {
+func (b *Builder) lock(ctx context.Context, name string) (func(), error) {
 	dir := filepath.Join(b.opts.CacheDir, ".locks")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -467,11 +467,26 @@ func (b *Builder) lock(name string) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
+	for waited := false; ; {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if err != syscall.EWOULDBLOCK {
+			f.Close()
+			return nil, err
+		}
+		if !waited {
+			waited = true
+			b.opts.Logf("%s: waiting for another process building it", name)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
-	return func() { f.Close() }, nil
 }
 
 // link points <cache>/<name> at the current entry (for people; code uses Result).
@@ -501,7 +516,7 @@ func (b *Builder) Prune(names ...string) ([]string, error) {
 		if err != nil {
 			return removed, err
 		}
-		unlock, err := b.lock(name)
+		unlock, err := b.lock(context.Background(), name)
 		if err != nil {
 			return removed, err
 		}
