@@ -47,14 +47,15 @@ func (fsys *FS) target(unsafePath string) (frame, error) {
 // Lchtimes sets the access and modification times, to the nanosecond, of
 // the entry at the container path unsafePath (files, symlinks and
 // directories), through the entry's own handle: a final symlink is never
-// followed.
+// followed. A zero time.Time leaves that time unchanged (UTIME_OMIT), as
+// os.Chtimes does.
 func (fsys *FS) Lchtimes(unsafePath string, atime, mtime time.Time) error {
 	f, err := fsys.target(unsafePath)
 	if err != nil {
 		return pathErr("chtimes", unsafePath, err)
 	}
 	defer f.n.close()
-	ts := []unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
+	ts := []unix.Timespec{timespec(atime), timespec(mtime)}
 	if err := unix.UtimesNanoAt(f.n.fd, "", ts, unix.AT_EMPTY_PATH); err != nil {
 		return pathErr("chtimes", unsafePath, err)
 	}
@@ -88,4 +89,12 @@ func (fsys *FS) Chmod(unsafePath string, mode fs.FileMode) error {
 		return pathErr("chmod", unsafePath, err)
 	}
 	return nil
+}
+
+// timespec converts t exactly (no UnixNano overflow); zero is UTIME_OMIT.
+func timespec(t time.Time) unix.Timespec {
+	if t.IsZero() {
+		return unix.Timespec{Sec: 0, Nsec: unix.UTIME_OMIT}
+	}
+	return unix.Timespec{Sec: t.Unix(), Nsec: int64(t.Nanosecond())}
 }

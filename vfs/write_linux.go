@@ -267,8 +267,9 @@ func copyXattrs(old *node, fd int) error {
 // MkdirAll creates the directory at the container path unsafePath and any
 // missing parents in the root mount, with perm (umask not applied) and the
 // root owner, and returns the container path of the topmost directory it
-// created ("" when all existed). Symlinks on the way are followed inside
-// the container, but no directory is created through a dangling link.
+// created ("" when all existed), also on error, so the caller can undo a
+// partial creation. Symlinks on the way are followed inside the container,
+// but no directory is created through a dangling link.
 func (fsys *FS) MkdirAll(unsafePath string, perm fs.FileMode) (string, error) {
 	created, err := fsys.mkdirAll(unsafePath, perm)
 	if err != nil {

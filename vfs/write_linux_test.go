@@ -131,6 +131,13 @@ func TestWrite(t *testing.T) {
 				t.Errorf("Lchtimes(%s): mtime %v %v", p, fi.ModTime(), err)
 			}
 		}
+		old := time.Date(2300, 1, 2, 3, 4, 5, 6, time.UTC) // past UnixNano's range
+		if err := fsys.Lchtimes("/etc/file", time.Time{}, old); err != nil {
+			t.Errorf("Lchtimes after 2262: %v", err)
+		}
+		if fi, _ := fsys.Lstat("etc/file"); !fi.ModTime().Equal(old) {
+			t.Errorf("mtime %v, want %v", fi.ModTime(), old)
+		}
 		if err := fsys.Lchtimes("/cache", ts, ts); !errors.Is(err, ErrNotRootMount) {
 			t.Errorf("Lchtimes on mount: %v", err)
 		}
