@@ -14,7 +14,8 @@
 //
 // Confinement means: no host path outside the exec's own mount sources is
 // ever opened, created, changed or removed through this package, whatever
-// the trees hold. Concretely:
+// the trees hold (the only other paths it touches are the daemon's own
+// /proc/self, checked to be procfs, to reopen its own handles). Concretely:
 //   - Paths are resolved by this package, one component at a time, from a
 //     handle (an O_PATH file descriptor) on each mount source, never by the
 //     host kernel: each lookup is openat2 with RESOLVE_BENEATH,
