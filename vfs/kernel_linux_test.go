@@ -300,7 +300,7 @@ func kernelDifferential(t *testing.T, seed int64, opts []Option) {
 	if setupErr != nil {
 		t.Fatal(setupErr)
 	}
-	defer ns.do(func() { unix.Close(k.rootfd) })
+	defer func() { ns.do(func() { unix.Close(k.rootfd) }) }()
 
 	compareAll := func(stage string) int {
 		var paths []string
@@ -369,7 +369,15 @@ func kernelDifferential(t *testing.T, seed int64, opts []Option) {
 			}
 		}
 	}
-	compareAll("after writes")
+	// Assemble again, from scratch, in a new namespace: the kernel must see
+	// exactly what the vfs wrote.
+	ns.do(func() { unix.Close(k.rootfd) })
+	ns = newNSThread(t)
+	ns.do(func() { k, setupErr = setupKernel(sb.root, specs, fsys) })
+	if setupErr != nil {
+		t.Fatal(setupErr)
+	}
+	compareAll("after writes, reassembled")
 	t.Logf("seed %d: %d paths compared twice (follow and not) before and after %d writes", seed, n, writes)
 }
 
