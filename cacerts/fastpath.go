@@ -52,63 +52,69 @@ func notFast(format string, args ...any) error {
 // installed and able to run, no hooks, a non-empty CERTSCONF, a real hash
 // directory in the writable root mount holding the bundle as a regular file,
 // and a local anchor directory that is absent or holds only regular files
-// (none named like ours).
-func fastCheck(fsys FS, l distro.Layout, set *Set) error {
+// (none named like ours). It returns the names of the existing local anchors
+// (*.crt files of the anchor directory), sorted.
+func fastCheck(fsys FS, l distro.Layout, set *Set) ([]string, error) {
 	if l.Family != distro.FamilyDebian && l.Family != distro.FamilyGentoo {
-		return notFast("no exact model of %s's update tool", l.Family)
+		return nil, notFast("no exact model of %s's update tool", l.Family)
 	}
 	if len(l.Update) == 0 || len(l.Bundles) == 0 || l.HashDir == "" || l.AnchorDir == "" || l.Config == "" {
-		return notFast("layout incomplete")
+		return nil, notFast("layout incomplete")
 	}
 	if _, err := l.Update[0].Find(fsys); err != nil {
-		return notFast("update-ca-certificates cannot run: %v", err)
+		return nil, notFast("update-ca-certificates cannot run: %v", err)
 	}
 	for _, d := range l.HookDirs {
 		if h := hooks(fsys, d); h != "" {
-			return notFast("hook %s would run", h)
+			return nil, notFast("hook %s would run", h)
 		}
 	}
 	if fi, err := fsys.Stat(fsName(l.Config)); err != nil || fi.Size() == 0 || !fi.Mode().IsRegular() {
-		return notFast("%s missing or empty: the tool would rebuild every link", l.Config)
+		return nil, notFast("%s missing or empty: the tool would rebuild every link", l.Config)
 	}
 	etc := l.HashDir
 	if err := plainDir(fsys, etc); err != nil {
-		return err
+		return nil, err
 	}
 	bundle := l.Bundles[0].Path
 	if path.Dir(bundle) != etc {
-		return notFast("bundle %s is not in %s", bundle, etc)
+		return nil, notFast("bundle %s is not in %s", bundle, etc)
 	}
 	if fi, err := fsys.Lstat(fsName(bundle)); err != nil || !fi.Mode().IsRegular() {
-		return notFast("bundle %s is not a regular file", bundle)
+		return nil, notFast("bundle %s is not a regular file", bundle)
 	}
 	_, err := fsys.Lstat(fsName(l.AnchorDir))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return plainDir(fsys, path.Dir(l.AnchorDir))
+		return nil, plainDir(fsys, path.Dir(l.AnchorDir))
 	case err != nil:
-		return notFast("%s: %v", l.AnchorDir, err)
+		return nil, notFast("%s: %v", l.AnchorDir, err)
 	}
 	if err := plainDir(fsys, l.AnchorDir); err != nil {
-		return err
+		return nil, err
 	}
 	ents, err := fsys.ReadDir(fsName(l.AnchorDir))
 	if err != nil {
-		return notFast("listing %s: %v", l.AnchorDir, err)
+		return nil, notFast("listing %s: %v", l.AnchorDir, err)
 	}
 	names := map[string]bool{}
+	var existing []string
 	for _, e := range ents {
 		if !e.Type().IsRegular() {
-			return notFast("%s holds %s, not a regular file", l.AnchorDir, e.Name())
+			return nil, notFast("%s holds %s, not a regular file", l.AnchorDir, e.Name())
 		}
 		names[e.Name()] = true
+		if strings.HasSuffix(e.Name(), ".crt") {
+			existing = append(existing, e.Name())
+		}
 	}
 	for _, c := range set.Certs {
 		if names[c.Name+l.AnchorExt] {
-			return notFast("%s/%s%s already exists", l.AnchorDir, c.Name, l.AnchorExt)
+			return nil, notFast("%s/%s%s already exists", l.AnchorDir, c.Name, l.AnchorExt)
 		}
 	}
-	return nil
+	sort.Strings(existing)
+	return existing, nil
 }
 
 // plainDir checks that the container path p is a directory reached without
@@ -177,16 +183,7 @@ func (p *Plan) applyFast(fsys FS, j *Journal) error {
 	sort.Slice(certs, func(a, b int) bool { return certs[a].Name+ext < certs[b].Name+ext })
 
 	// The bundle's tail must be the existing local anchors, in sort order.
-	var existing []string
-	if ents, err := fsys.ReadDir(fsName(anchorDir)); err == nil {
-		for _, e := range ents {
-			if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".crt") {
-				existing = append(existing, e.Name())
-			}
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("listing %s: %w", anchorDir, err)
-	}
+	existing := p.existing
 	be, err := j.record(fsys, bundle, true)
 	if err != nil {
 		return err

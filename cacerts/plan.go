@@ -69,7 +69,8 @@ type Plan struct {
 	d    *distro.Distro
 	set  *Set
 	opt  Options
-	argv []string // command path: the update command found
+	argv     []string // command path: the update command found
+	existing []string // fast path: the local anchors already there
 }
 
 // NewPlan chooses how to install set into the root fsys, whose distribution
@@ -87,15 +88,23 @@ func NewPlan(ctx context.Context, fsys FS, d *distro.Distro, set *Set, opt Optio
 		p.Method, p.Reason = MethodNone, "no CA certificates configured"
 		return p, nil
 	}
-	fastErr := fastCheck(fsys, d.Layout, set)
-	var cmdErr error
-	switch {
-	case opt.Runner == nil:
-		cmdErr = errors.New("no runner for the update tool")
-	case d.Layout.AnchorDir == "":
-		cmdErr = fmt.Errorf("%s has no anchor directory", d.Family)
-	default:
-		p.argv, cmdErr = d.Layout.FindUpdate(fsys)
+	var fastErr, cmdErr error
+	if opt.Method == MethodAuto || opt.Method == MethodFast {
+		p.existing, fastErr = fastCheck(fsys, d.Layout, set)
+	}
+	cmdCheck := func() error {
+		switch {
+		case opt.Runner == nil:
+			return errors.New("no runner for the update tool")
+		case d.Layout.AnchorDir == "":
+			return fmt.Errorf("%s has no anchor directory", d.Family)
+		}
+		var err error
+		p.argv, err = d.Layout.FindUpdate(fsys)
+		return err
+	}
+	if opt.Method == MethodCommand || (opt.Method == MethodAuto && fastErr != nil) {
+		cmdErr = cmdCheck()
 	}
 	switch opt.Method {
 	case MethodAuto:
