@@ -57,10 +57,19 @@ func (w *wrapped) Run(ctx context.Context, id string, root bkexecutor.Mount, mou
 	start := time.Now()
 	log := bklog.G(ctx).WithField("exec", execName(id))
 
+	// Like BuildKit's executors, started is closed also when the container
+	// never starts; the inner executor closes it once it is called.
+	fail := func(err error) (resourcestypes.Recorder, error) {
+		if started != nil {
+			close(started)
+		}
+		return nil, err
+	}
+
 	specs, err := acquireSpecs(ctx, root, mounts)
 	if err != nil {
 		if w.opts.Strict {
-			return nil, fmt.Errorf("cacerts: mounting the container's filesystem (strict mode): %w", err)
+			return fail(fmt.Errorf("cacerts: mounting the container's filesystem (strict mode): %w", err))
 		}
 		log.WithError(err).Warn("cacerts: not installing: mounting the container's filesystem failed")
 		return w.inner.Run(ctx, id, root, mounts, process, started)
@@ -85,12 +94,12 @@ func (w *wrapped) Run(ctx context.Context, id string, root bkexecutor.Mount, mou
 	if err != nil {
 		if revert != nil {
 			if rerr := w.revert(ctx, revert); rerr != nil {
-				return nil, fmt.Errorf("cacerts: install failed (%v) and reverting it failed: %w", err, rerr)
+				return fail(fmt.Errorf("cacerts: install failed (%v) and reverting it failed: %w", err, rerr))
 			}
 			revert = nil
 		}
 		if w.opts.Strict || ctx.Err() != nil {
-			return nil, fmt.Errorf("cacerts: installing CA certificates: %w", err)
+			return fail(fmt.Errorf("cacerts: installing CA certificates: %w", err))
 		}
 		log.WithError(err).Warn("cacerts: running without the engine's CA certificates: install failed")
 	}
@@ -102,8 +111,8 @@ func (w *wrapped) Run(ctx context.Context, id string, root bkexecutor.Mount, mou
 		return rec, runErr
 	}
 	if rerr := w.revert(ctx, revert); rerr != nil {
-		log.WithError(rerr).Error("cacerts: revert failed; failing the exec so the layer is not committed")
-		return rec, errors.Join(runErr, fmt.Errorf("cacerts: reverting CA certificates (the layer must not be committed): %w", rerr))
+		// The exec fails, so BuildKit neither caches nor exports the layer.
+		return nil, errors.Join(runErr, fmt.Errorf("cacerts: reverting CA certificates failed, failing the step so the layer is not used: %w", rerr))
 	}
 	log.WithField("ms", time.Since(start).Milliseconds()).
 		WithField("install_ms", installed.Milliseconds()).

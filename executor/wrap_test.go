@@ -234,6 +234,24 @@ func TestWrapOrder(t *testing.T) {
 	}
 }
 
+// TestStartedClosedOnEarlyFailure: a container that never starts (strict
+// install failure) still closes started, as BuildKit's executors do.
+func TestStartedClosedOnEarlyFailure(t *testing.T) {
+	h := newHarness()
+	h.inst.installErr = errors.New("no bundle")
+	w := Wrap(h.inner, Options{Installer: h.inst, Strict: true})
+	started := make(chan struct{})
+	_, err := w.Run(context.Background(), "ctr", h.root, nil, bkexecutor.ProcessInfo{Meta: bkexecutor.Meta{Args: []string{"user"}}}, started)
+	if err == nil {
+		t.Fatal("Run succeeded; want the strict install error")
+	}
+	select {
+	case <-started:
+	default:
+		t.Error("started not closed")
+	}
+}
+
 func TestWrapOptOut(t *testing.T) {
 	for _, env := range [][]string{
 		{OptOutEnv + "=off"},

@@ -27,6 +27,7 @@ import (
 	"github.com/moby/buildkit/util/tracing/detect"
 	bkversion "github.com/moby/buildkit/version"
 	"github.com/moby/buildkit/worker"
+	policy "github.com/moby/policy-helpers"
 	"github.com/pkg/errors"
 	bolt "go.etcd.io/bbolt"
 
@@ -86,16 +87,22 @@ func newController(ctx context.Context, cfg *config.Config, cc cacertsConfig) (*
 	}
 
 	hosts := resolver.NewRegistryConfig(cfg.Registries)
+	// Signed GitHub Actions caches (cache.gha.verify) need upstream's
+	// policy verifier, which this daemon does not build in: say so instead
+	// of calling a nil provider.
+	noVerifier := gha.VerifierProvider(func() (*policy.Verifier, error) {
+		return nil, errors.New("gha cache signature verification is not supported by buildkitd-cacerts")
+	})
 	exporters := map[string]remotecache.ResolveCacheExporterFunc{
 		"registry": registryremotecache.ResolveCacheExporterFunc(sessionManager, hosts),
 		"local":    localremotecache.ResolveCacheExporterFunc(sessionManager),
 		"inline":   inlineremotecache.ResolveCacheExporterFunc(),
-		"gha":      gha.ResolveCacheExporterFunc(cfg.Cache.GHA, nil),
+		"gha":      gha.ResolveCacheExporterFunc(cfg.Cache.GHA, noVerifier),
 	}
 	importers := map[string]remotecache.ResolveCacheImporterFunc{
 		"registry": registryremotecache.ResolveCacheImporterFunc(sessionManager, w.ContentStore(), hosts),
 		"local":    localremotecache.ResolveCacheImporterFunc(sessionManager),
-		"gha":      gha.ResolveCacheImporterFunc(cfg.Cache.GHA, nil),
+		"gha":      gha.ResolveCacheImporterFunc(cfg.Cache.GHA, noVerifier),
 	}
 	if cfg.CDI.Disabled == nil || !*cfg.CDI.Disabled {
 		cfg.Entitlements = append(cfg.Entitlements, "device")
