@@ -66,9 +66,9 @@ type Plan struct {
 	// Reason says why, for the log.
 	Reason string
 
-	d    *distro.Distro
-	set  *Set
-	opt  Options
+	d        *distro.Distro
+	set      *Set
+	opt      Options
 	argv     []string // command path: the update command found
 	existing []string // fast path: the local anchors already there
 }
