@@ -22,4 +22,15 @@
 // command path runs the distro's tool through a [Runner]; the generic path
 // writes bundles where TLS libraries look. All three return a [Journal] whose
 // Revert the caller defers.
+//
+// Per exec, an executor does:
+//
+//	set, err := store.Load(ctx)                    // *Store, shared by all execs
+//	fsys, err := vfs.New(ctx, root, mounts)        // closed before the process starts
+//	d, err := distro.Detect(fsys)
+//	j, err := cacerts.Install(ctx, fsys, d, set, cacerts.Options{Env: env, Runner: sibling})
+//	fsys.Close()
+//	... run the process ...
+//	fsys, err = vfs.New(ctx, root, mounts)         // a fresh view
+//	err = j.Revert(ctx, fsys)                      // an error fails the exec
 package cacerts

@@ -37,6 +37,15 @@ import (
 //
 // Sort order is byte order: the tool runs with no locale set (C/POSIX) in
 // the sibling container and in the chroot runner.
+//
+// What is assumed rather than checked, to stay within a few milliseconds:
+// the image's last update-ca-certificates run left /etc/ssl/certs
+// consistent — no orphan symlinks (the tool would delete them), no
+// certificate file without its hash link (rehash would add one), the links
+// of each bucket numbered without gaps beyond the first missing id, and a
+// bundle whose part before the local anchors is what CERTSCONF lists. An
+// image that breaks these gets our CAs trusted all the same; only the
+// tool's unrelated repairs are not reproduced.
 
 // errNotFast says why a layout is not modelled exactly.
 type errNotFast struct{ why string }
