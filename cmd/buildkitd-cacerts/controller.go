@@ -60,7 +60,7 @@ func newController(ctx context.Context, cfg *config.Config, cc cacertsConfig) (*
 	p := w.Platforms(false)
 	bklog.L.Infof("found worker %q, labels=%v, platforms=%v", w.ID(), w.Labels(), formatPlatforms(p))
 	archutil.WarnIfUnsupported(p)
-	bklog.L.WithField("dir", cc.Dir).WithField("mode", wrapOpts.Mode).Infof("cacerts: RUN containers trust the CAs in %s", cc.Dir)
+	logCAs(ctx, cc, wrapOpts)
 
 	frontends := map[string]frontend.Frontend{}
 	if e := cfg.Frontends.Dockerfile.Enabled; e == nil || *e {
@@ -125,6 +125,24 @@ func newController(ctx context.Context, cfg *config.Config, cc cacertsConfig) (*
 		GarbageCollect:            w.GarbageCollect,
 		GracefulStop:              ctx.Done(),
 	})
+}
+
+// logCAs says at startup which CAs RUN containers will trust.
+func logCAs(ctx context.Context, cc cacertsConfig, o executor.Options) {
+	log := bklog.L.WithField("dir", cc.Dir).WithField("mode", o.Mode)
+	if o.Mode == executor.ModeOff {
+		log.Info("cacerts: off; RUN containers get no CA certificates")
+		return
+	}
+	set, err := o.CAs.Load(ctx)
+	switch {
+	case err != nil:
+		log.WithError(err).Warn("cacerts: cannot read the CA directory yet; it is read again for every RUN")
+	case set.Len() == 0:
+		log.Warn("cacerts: no CA certificates in the CA directory yet; RUN containers get none until some are added")
+	default:
+		log.WithField("cas", set.Len()).Infof("cacerts: RUN containers trust %d CA certificate(s) from %s", set.Len(), cc.Dir)
+	}
 }
 
 // executorOptions turns the [cacerts] section into executor.Wrap's options.
