@@ -1,0 +1,310 @@
+package cacerts
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/moby/buildkit/util/bklog"
+	"github.com/sirupsen/logrus"
+)
+
+// depth is the number of components of a container path.
+func depth(p string) int { return strings.Count(p, "/") }
+
+// Revert undoes the install on fsys (a fresh view of the same container
+// root is fine: every path is resolved again). Where a path is still what
+// the install left, its base state is restored exactly — content, mode,
+// owner and mtime to the nanosecond; entries that did not exist are removed,
+// directories deepest first. Where the process changed a path, only our
+// contribution is removed (our PEM blocks from a bundle, our anchors, links
+// to our files) and its changes are kept. A directory we created is removed
+// only if empty. Revert never runs a tool. The error names every path where
+// something of ours may be left; Revert is a no-op the second time.
+func (j *Journal) Revert(ctx context.Context, fsys FS) error {
+	if j == nil || j.reverted {
+		return nil
+	}
+	j.reverted = true
+	start := time.Now()
+	log := bklog.G(ctx).WithField("method", j.method.String())
+
+	// States before we touch anything: our own removals change directories.
+	now := make(map[*entry]state, len(j.entries))
+	for _, e := range j.entries {
+		s, err := lstat(fsys, e.path, false)
+		if err != nil {
+			s = state{exists: true} // unreadable: treat as changed, never as ours
+		}
+		now[e] = s
+	}
+
+	var errs []error
+	var dirs []*entry
+	changed := 0
+	for i := len(j.entries) - 1; i >= 0; i-- {
+		e := j.entries[i]
+		if e.base.isDir() || e.ours.isDir() {
+			dirs = append(dirs, e)
+			continue
+		}
+		if e.base.same(e.ours) {
+			continue // untouched by us
+		}
+		n := now[e]
+		if !j.inPlace(fsys, e, now) {
+			// A parent was swapped (for a symlink, another directory): the
+			// name now leads elsewhere, and what we wrote went with the old
+			// directory. Touch nothing there.
+			log.WithField("path", e.path).Debug("parent directory replaced by the process; entry left alone")
+			continue
+		}
+		var err error
+		if e.ours.same(n) {
+			err = j.restore(fsys, e, n)
+		} else {
+			changed++
+			err = j.removeOurs(fsys, e, n, log)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, d := range j.scan {
+		if e, ok := j.byPath[d]; ok && (e.ours.same(now[e]) || now[e].ino != e.ours.ino || now[e].dev != e.ours.dev) {
+			continue // nobody else wrote there, or it is not our directory any more
+		}
+		if err := j.removeLinksToOurs(fsys, d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	sort.SliceStable(dirs, func(a, b int) bool { return depth(dirs[a].path) > depth(dirs[b].path) })
+	for _, e := range dirs {
+		n := now[e]
+		if !n.isDir() || n.dev != e.ours.dev || n.ino != e.ours.ino || !j.inPlace(fsys, e, now) {
+			continue // not the directory we left: the process replaced it
+		}
+		if err := j.restoreDir(fsys, e, n); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	log.WithFields(logrus.Fields{"paths": len(j.entries), "changed_by_process": changed, "ms": time.Since(start).Milliseconds()}).Debug("CA certificates reverted")
+	if len(errs) > 0 {
+		return fmt.Errorf("reverting CA certificates, our changes may be left in the layer: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// inPlace reports whether e's name still lives in the directory it was
+// written in: its parent resolves to the same directory inode as when the
+// install finished.
+func (j *Journal) inPlace(fsys FS, e *entry, now map[*entry]state) bool {
+	par := path.Dir(e.path)
+	if e.path == "/" {
+		return true
+	}
+	if pe, ok := j.byPath[par]; ok {
+		n := now[pe]
+		return n.isDir() && n.dev == pe.ours.dev && n.ino == pe.ours.ino && j.inPlace(fsys, pe, now)
+	}
+	rp, _, err := fsys.EvalSymlinks(par)
+	return err == nil && rp == par
+}
+
+// restore puts back e's base state; now is what is there (our state).
+func (j *Journal) restore(fsys FS, e *entry, now state) error {
+	b := e.base
+	switch {
+	case !b.exists:
+		if now.exists {
+			if err := fsys.Remove(e.path); err != nil {
+				return fmt.Errorf("removing %s: %w", e.path, err)
+			}
+		}
+		return nil
+	case b.isReg():
+		cur := &now // WriteFile keeps the replaced file's mode and owner
+		if !now.isReg() {
+			cur = nil
+			if now.exists {
+				if err := fsys.Remove(e.path); err != nil {
+					return fmt.Errorf("removing link %s: %w", e.path, err)
+				}
+			}
+		}
+		if err := fsys.WriteFile(e.path, b.data, b.mode.Perm()); err != nil {
+			return fmt.Errorf("restoring %s: %w", e.path, err)
+		}
+		return restoreMeta(fsys, e.path, b, cur)
+	case b.isLink():
+		cur := &now
+		if !(now.isLink() && now.target == b.target) {
+			cur = nil
+			if now.exists {
+				if err := fsys.Remove(e.path); err != nil {
+					return fmt.Errorf("removing %s: %w", e.path, err)
+				}
+			}
+			if err := fsys.Symlink(b.target, e.path); err != nil {
+				return fmt.Errorf("restoring link %s: %w", e.path, err)
+			}
+		}
+		return restoreMeta(fsys, e.path, b, cur)
+	}
+	return fmt.Errorf("restoring %s: unexpected base type %v", e.path, b.mode.Type())
+}
+
+// restoreMeta sets mode (not on links), owner and times of p to s; cur is
+// what p has now, or nil to look.
+func restoreMeta(fsys FS, p string, s state, cur *state) error {
+	if cur == nil {
+		c, err := lstat(fsys, p, false)
+		if err != nil {
+			return fmt.Errorf("restoring %s: %w", p, err)
+		}
+		cur = &c
+	}
+	if !cur.isLink() && cur.mode.Perm() != s.mode.Perm() || cur.mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != s.mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) {
+		if err := fsys.Chmod(p, s.mode); err != nil {
+			return fmt.Errorf("restoring mode of %s: %w", p, err)
+		}
+	}
+	if cur.uid != s.uid || cur.gid != s.gid {
+		if err := fsys.Lchown(p, int(s.uid), int(s.gid)); err != nil {
+			return fmt.Errorf("restoring owner of %s: %w", p, err)
+		}
+	}
+	if err := fsys.Lchtimes(p, s.atime, s.mtime); err != nil {
+		return fmt.Errorf("restoring mtime of %s: %w", p, err)
+	}
+	return nil
+}
+
+// removeOurs removes our contribution from e, which the process changed;
+// now is its current state. Their changes and metadata are kept.
+func (j *Journal) removeOurs(fsys FS, e *entry, now state, log *logrus.Entry) error {
+	switch {
+	case !now.exists, now.isDir():
+		return nil
+	case now.isLink():
+		if j.ours[now.target] {
+			if err := fsys.Remove(e.path); err != nil {
+				return fmt.Errorf("removing link %s to our CA: %w", e.path, err)
+			}
+		}
+		return nil
+	case !now.isReg():
+		return nil // a FIFO or device: never opened, holds nothing of ours
+	case len(e.blocks) == 0:
+		return nil
+	}
+	data, err := fsys.ReadFileLimit(e.path, maxBundle)
+	if err != nil {
+		return fmt.Errorf("reading %s to remove our CAs: %w", e.path, err)
+	}
+	add := Addition{Blocks: e.blocks}
+	if e.add != nil {
+		add = *e.add
+	}
+	out, _ := RemovePEM(data, add)
+	if bytes.Equal(out, data) {
+		return nil
+	}
+	if !e.base.exists && len(bytes.TrimSpace(out)) == 0 {
+		if err := fsys.Remove(e.path); err != nil {
+			return fmt.Errorf("removing %s: %w", e.path, err)
+		}
+		return nil
+	}
+	if err := fsys.WriteFile(e.path, out, now.mode.Perm()); err != nil {
+		return fmt.Errorf("removing our CAs from %s: %w", e.path, err)
+	}
+	// Keep the process's mtime: the file is theirs now.
+	if err := fsys.Lchtimes(e.path, now.atime, now.mtime); err != nil {
+		return fmt.Errorf("restoring mtime of %s: %w", e.path, err)
+	}
+	log.WithField("path", e.path).Debug("process changed a CA file; removed only our certificates")
+	return nil
+}
+
+// removeLinksToOurs removes, in directory d, every symlink that points at
+// one of our files (a process that ran the update tool or openssl rehash
+// may have made new ones), keeping the directory's mtime.
+func (j *Journal) removeLinksToOurs(fsys FS, d string) error {
+	dirState, err := lstat(fsys, d, false)
+	if err != nil || !dirState.isDir() {
+		return nil
+	}
+	ents, err := fsys.ReadDir(fsName(d))
+	if err != nil {
+		return fmt.Errorf("listing %s for links to our CAs: %w", d, err)
+	}
+	var errs []error
+	removed := false
+	for _, de := range ents {
+		if de.Type()&fs.ModeSymlink == 0 {
+			continue
+		}
+		p := path.Join(d, de.Name())
+		t, err := fsys.ReadLink(fsName(p))
+		if err != nil || !j.ours[t] {
+			continue
+		}
+		if err := fsys.Remove(p); err != nil {
+			errs = append(errs, fmt.Errorf("removing link %s to our CA: %w", p, err))
+			continue
+		}
+		removed = true
+	}
+	if removed {
+		if e, ok := j.byPath[d]; !ok || !e.ours.same(dirState) {
+			_ = fsys.Lchtimes(d, dirState.atime, dirState.mtime)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// restoreDir puts back a directory's mtime (or removes it if we created it
+// and it is empty). now is its state before Revert changed anything.
+func (j *Journal) restoreDir(fsys FS, e *entry, now state) error {
+	if !now.isDir() {
+		return nil
+	}
+	if !e.base.exists {
+		ents, err := fsys.ReadDir(fsName(e.path))
+		if err != nil || len(ents) > 0 {
+			return nil // the process made it its own
+		}
+		if err := fsys.Remove(e.path); err != nil {
+			return fmt.Errorf("removing directory %s we created: %w", e.path, err)
+		}
+		return nil
+	}
+	if !e.base.isDir() {
+		return nil
+	}
+	if list := j.pkgDirs[e.path]; list != "" {
+		if _, err := fsys.Lstat(fsName(list)); errors.Is(err, fs.ErrNotExist) {
+			if ents, err := fsys.ReadDir(fsName(e.path)); err == nil && len(ents) == 0 {
+				if err := fsys.Remove(e.path); err != nil {
+					return fmt.Errorf("removing %s, left by its package's removal: %w", e.path, err)
+				}
+				return nil
+			}
+		}
+	}
+	if e.ours.same(now) {
+		return restoreMeta(fsys, e.path, e.base, &now)
+	}
+	// The process changed the directory: keep its mtime, not ours.
+	if err := fsys.Lchtimes(e.path, now.atime, now.mtime); err != nil {
+		return fmt.Errorf("restoring mtime of %s: %w", e.path, err)
+	}
+	return nil
+}
