@@ -4,7 +4,7 @@
 // configurations interleaved run by run (A B C D, B C D A, …) so machine
 // drift hits all alike. It needs root (BuildKit's runc worker).
 //
-//	go run ./hack/bench [-quick] [-rounds N] [-sections overhead,scaling,concurrency,memory,micro]
+//	go run ./hack/bench [-quick] [-rounds N] [-sections overhead,scaling,concurrency,profile,memory,micro]
 //
 // Sections:
 //   - overhead: 30 near-empty RUN steps on debian-bookworm-tls,
@@ -14,6 +14,9 @@
 //   - scaling: 1, 10, 100, 1000 CAs; images of 1, 10, 60 layers; a bundle of
 //     ~150 and 5,000 certificates. Per-step overhead at each point.
 //   - concurrency: 1, 4, 8 builds at once; RUN steps per second vs plain.
+//   - profile: CPU profiles (pprof over --debugaddr) of the fast path at
+//     the costly points (1 and 1000 CAs, 60 layers, a 5,000-certificate
+//     bundle) and of plain, each while it builds back to back.
 //   - memory: every daemon's peak RSS (VmHWM) over the whole run.
 //   - micro: the vfs and cacerts Go benchmarks (go test -bench).
 //
@@ -39,7 +42,9 @@ type params struct {
 	Rounds       int
 	ConcRounds   int
 	Steps        int
-	CommandSteps int
+	SlowSteps    int // steps per build where a step takes seconds: mode=command, 1000 CAs
+	ScalingSteps int
+	ConcSteps    int
 	Images       []string
 	CACounts     []int
 	LayerCounts  []int
@@ -61,7 +66,7 @@ type options struct {
 	keepLogs    string
 }
 
-var allSections = []string{"overhead", "scaling", "concurrency", "memory", "micro"}
+var allSections = []string{"overhead", "scaling", "concurrency", "profile", "memory", "micro"}
 
 func parseFlags(args []string) (*options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -70,14 +75,16 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.Rounds, "rounds", 3, "rounds of the overhead and scaling sections (each round runs every configuration once)")
 	fs.IntVar(&o.ConcRounds, "conc-rounds", 2, "rounds of the concurrency section")
 	fs.IntVar(&o.Steps, "steps", 30, "RUN steps per build")
-	fs.IntVar(&o.CommandSteps, "command-steps", 5, "RUN steps per build in mode=command (each costs two runs of the distro tool)")
+	fs.IntVar(&o.SlowSteps, "slow-steps", 5, "RUN steps per build where a step takes seconds: mode=command (two runs of the distro tool per step) and 1000 CAs")
+	fs.IntVar(&o.ScalingSteps, "scaling-steps", 20, "RUN steps per build in the scaling section")
+	fs.IntVar(&o.ConcSteps, "conc-steps", 10, "RUN steps per build in the concurrency section")
 	sections := fs.String("sections", strings.Join(allSections, ","), "sections to run: "+strings.Join(allSections, ","))
 	fs.StringVar(&o.out, "out", "", "markdown report path (default docs/benchmarks.md; none with -quick)")
 	fs.StringVar(&o.svg, "svg", "", "chart path (default: the report's path with .svg)")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the raw results as JSON here (default: a file in the temp dir)")
 	fs.StringVar(&o.replot, "replot", "", "render the report and chart again from a JSON results file, measure nothing")
-	fs.StringVar(&o.profileDir, "profile", "", "directory for CPU profiles of the fast and plain daemons taken during the overhead section (pprof over --debugaddr)")
-	fs.IntVar(&o.profileSecs, "profile-seconds", 20, "length of each CPU profile")
+	fs.StringVar(&o.profileDir, "profile-dir", "", "where the profile section keeps its CPU profiles (default: a new directory in the temp dir)")
+	fs.IntVar(&o.profileSecs, "profile-seconds", 12, "length of each CPU profile")
 	fs.BoolVar(&o.debug, "debug", false, "run the daemons with --debug")
 	fs.StringVar(&o.keepLogs, "logs", "", "directory to write each daemon's log to when it stops")
 	if err := fs.Parse(args); err != nil {
@@ -110,16 +117,23 @@ func parseFlags(args []string) (*options, error) {
 			o.ConcRounds = 1
 		}
 		if !set["steps"] {
-			o.Steps = 10
+			o.Steps = 5
 		}
-		if !set["command-steps"] {
-			o.CommandSteps = 3
+		if !set["slow-steps"] {
+			o.SlowSteps = 3
+		}
+		if !set["scaling-steps"] {
+			o.ScalingSteps = 5
+		}
+		if !set["conc-steps"] {
+			o.ConcSteps = 5
 		}
 		if !set["sections"] {
 			delete(o.sections, "micro")
+			delete(o.sections, "profile")
 		}
-		o.CACounts = []int{1, 1000}
-		o.LayerCounts = []int{1, 60}
+		o.CACounts = []int{1, 100}
+		o.LayerCounts = []int{1, 10}
 		o.Concurrency = []int{1, 4}
 	} else if o.out == "" {
 		o.out = "docs/benchmarks.md"
@@ -127,7 +141,7 @@ func parseFlags(args []string) (*options, error) {
 	if o.out != "" && o.svg == "" {
 		o.svg = strings.TrimSuffix(o.out, ".md") + ".svg"
 	}
-	if o.Rounds < 1 || o.ConcRounds < 1 || o.Steps < 1 || o.CommandSteps < 1 {
+	if o.Rounds < 1 || o.ConcRounds < 1 || o.Steps < 1 || o.SlowSteps < 1 || o.ScalingSteps < 1 || o.ConcSteps < 1 {
 		return nil, fmt.Errorf("rounds and steps must be at least 1")
 	}
 	return o, nil

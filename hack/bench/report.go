@@ -160,7 +160,7 @@ func report(r *results) string {
 	w("(pooled); **min–max** is the range of the per-round medians. Overhead = median − plain's median.\n\n")
 	w("- Date: %s – %s (UTC)\n", r.Start.Format("2006-01-02 15:04"), r.End.Format("15:04"))
 	w("- Command: `%s` (as root)\n", strings.TrimSpace(p.Command))
-	w("- Rounds: %d (overhead, scaling), %d (concurrency); %d RUN steps per build, %d in mode=command\n", p.Rounds, p.ConcRounds, p.Steps, p.CommandSteps)
+	w("- Rounds: %d (overhead, scaling), %d (concurrency). RUN steps per build: %d (overhead), %d (scaling), %d (concurrency), %d where a step takes seconds (mode=command, 1000 CAs)\n", p.Rounds, p.ConcRounds, p.Steps, p.ScalingSteps, p.ConcSteps, p.SlowSteps)
 	w("- Machine: %s, %d CPUs; kernel %s; %s; %s\n", r.Machine.CPU, r.Machine.CPUs, r.Machine.Kernel, r.Machine.Runc, r.Machine.Go)
 	w("- Memory (`free -h`):\n\n```\n%s\n```\n\n", r.Machine.Memory)
 	w("- Load (the 2 cores are shared with other work; `/proc/loadavg`):\n")
@@ -209,7 +209,7 @@ func report(r *results) string {
 	}
 	if r.Concurrency != nil {
 		w("## 3. Concurrency\n\n")
-		w("k builds of %d RUN steps started at once on one daemon (debian-bookworm-tls); throughput = RUN steps\n", p.Steps)
+		w("k builds of %d RUN steps started at once on one daemon (debian-bookworm-tls); throughput = RUN steps\n", p.ConcSteps)
 		w("completed ÷ the batch's wall time. Median over rounds, min–max.\n\n")
 		w("| builds at once | config | steps/s (median) | min–max | ms/step (median) | vs plain |\n|---|---|---|---|---|---|\n")
 		plain := map[int]float64{}
@@ -259,14 +259,11 @@ func report(r *results) string {
 	}
 	if len(r.Profiles) > 0 {
 		w("## Profiles\n\n")
-		w("CPU profiles (pprof over `--debugaddr`) of daemons running builds back to back.\n\n")
-		names := make([]string, 0, len(r.Profiles))
-		for n := range r.Profiles {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			w("### %s\n\n```\n%s\n```\n\n", n, r.Profiles[n])
+		w("CPU profiles (pprof over `--debugaddr`, %s) of one daemon building one image back to back\n", r.ProfileDir)
+		w("(other work on the machine is not in them). Flat: where the CPU went; cumulative: the project's\n")
+		w("own call tree.\n\n")
+		for _, pr := range r.Profiles {
+			w("<details><summary>%s (%d builds)</summary>\n\n```\n%s\n```\n\n```\n%s\n```\n\n</details>\n\n", pr.Label, pr.Builds, pr.Flat, pr.Cum)
 		}
 	}
 	if r.Micro != "" {

@@ -25,7 +25,8 @@ type results struct {
 	Concurrency []*concPoint
 	Memory      []memPoint
 	Micro       string
-	Profiles    map[string]string // daemon name → `go tool pprof -top` text
+	Profiles    []profileResult
+	ProfileDir  string
 	Loads       map[string]string // section → load average when it started and ended
 	Images      map[string]*image
 	Installs    map[string]map[string]*installStats // daemon → image → what its log said
@@ -36,7 +37,7 @@ func run(ctx context.Context, o *options) (err error) {
 	if o.replot != "" {
 		return replot(o)
 	}
-	r := &results{Start: time.Now().UTC(), Machine: describeMachine(), Loads: map[string]string{}, Profiles: map[string]string{}, Params: o.params}
+	r := &results{Start: time.Now().UTC(), Machine: describeMachine(), Loads: map[string]string{}, Params: o.params}
 	e, err := newEnv(ctx, o)
 	defer func() {
 		if cerr := e.close(); cerr != nil {
@@ -65,10 +66,8 @@ func run(ctx context.Context, o *options) (err error) {
 	if err := section("concurrency", func() (err error) { r.Concurrency, err = e.concurrency(ctx); return }); err != nil {
 		return err
 	}
-	if o.profileDir != "" {
-		if err := e.profiles(ctx, r); err != nil {
-			logf("profiling: %v", err)
-		}
+	if err := section("profile", func() error { return e.profiles(ctx, r) }); err != nil {
+		logf("profiling: %v", err)
 	}
 	if o.sections["memory"] {
 		r.Memory = e.memory()
@@ -147,54 +146,6 @@ func microBenchmarks(ctx context.Context) (string, error) {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
 	return strings.TrimSpace(out.String()), err
-}
-
-// profiles takes a CPU profile of the fast, plain and 1000-CA daemons, each
-// while it runs builds back to back, and keeps `go tool pprof -top`.
-func (e *env) profiles(ctx context.Context, r *results) error {
-	if err := os.MkdirAll(e.o.profileDir, 0o755); err != nil {
-		return err
-	}
-	im, err := e.image(ctx, "debian-bookworm-tls")
-	if err != nil {
-		return err
-	}
-	for _, s := range []daemonSpec{specFast, specPlain, specCAs(1000)} {
-		if _, err := e.daemon(ctx, s); err != nil {
-			return err
-		}
-		logf("profiling %s for %ds", s.Name, e.o.profileSecs)
-		path := filepath.Join(e.o.profileDir, s.Name+".pprof")
-		done := make(chan error, 1)
-		go func() {
-			done <- fetch(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", e.debug[s.Name], e.o.profileSecs), path)
-		}()
-		var perr error
-	loop:
-		for {
-			select {
-			case perr = <-done:
-				break loop
-			default:
-			}
-			if _, err := e.build(ctx, s, im, e.o.Steps); err != nil {
-				return err
-			}
-		}
-		if perr != nil {
-			return perr
-		}
-		out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=30", path).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("pprof %s: %v\n%s", path, err, out)
-		}
-		r.Profiles[s.Name] = strings.TrimSpace(string(out))
-		out, err = exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-cum", "-nodecount=40", "-focus=buildkit-cacerts", path).CombinedOutput()
-		if err == nil {
-			r.Profiles[s.Name+" (cumulative, focus buildkit-cacerts)"] = strings.TrimSpace(string(out))
-		}
-	}
-	return nil
 }
 
 func fetch(ctx context.Context, url, path string) error {

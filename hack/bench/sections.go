@@ -172,7 +172,7 @@ func (e *env) overhead(ctx context.Context) (grid, error) {
 		for _, s := range []daemonSpec{specPlain, specFast, specCommand, specUpstream} {
 			n := e.o.Steps
 			if s.Mode == "command" {
-				n = e.o.CommandSteps
+				n = e.o.SlowSteps
 			}
 			pairs = append(pairs, pair{im, s, n})
 		}
@@ -188,9 +188,14 @@ func (e *env) scaling(ctx context.Context) (grid, error) {
 	if err != nil {
 		return nil, err
 	}
-	pairs := []pair{{base, specPlain, e.o.Steps}}
+	steps := e.o.ScalingSteps
+	pairs := []pair{{base, specPlain, steps}}
 	for _, n := range e.o.CACounts {
-		pairs = append(pairs, pair{base, specCAs(n), e.o.Steps})
+		k := steps
+		if n >= 1000 {
+			k = min(steps, e.o.SlowSteps) // seconds per step
+		}
+		pairs = append(pairs, pair{base, specCAs(n), k})
 	}
 	for _, n := range e.o.LayerCounts {
 		if n <= base.Layers {
@@ -200,7 +205,7 @@ func (e *env) scaling(ctx context.Context) (grid, error) {
 		if err != nil {
 			return nil, err
 		}
-		pairs = append(pairs, pair{im, specPlain, e.o.Steps}, pair{im, specFast, e.o.Steps})
+		pairs = append(pairs, pair{im, specPlain, steps}, pair{im, specFast, steps})
 	}
 	for _, n := range e.o.BundleSizes {
 		if n == 0 || n <= base.Bundle {
@@ -210,7 +215,7 @@ func (e *env) scaling(ctx context.Context) (grid, error) {
 		if err != nil {
 			return nil, err
 		}
-		pairs = append(pairs, pair{im, specPlain, e.o.Steps}, pair{im, specFast, e.o.Steps})
+		pairs = append(pairs, pair{im, specPlain, steps}, pair{im, specFast, steps})
 	}
 	return g, e.interleave(ctx, "scaling", pairs, e.o.Rounds, g)
 }
@@ -281,7 +286,7 @@ func (e *env) batch(ctx context.Context, s daemonSpec, im *image, k int) ([]time
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, err := e.build(ctx, s, im, e.o.Steps)
+			r, err := e.build(ctx, s, im, e.o.ConcSteps)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
