@@ -333,3 +333,9 @@ func (fsys *FS) resolveDest(dest string) (string, error) {
 func lexical(base, name string, rest []string) string {
 	return path.Clean(base + "/" + name + "/" + strings.Join(rest, "/"))
 }
+
+// opaqueErr returns an OpaqueMountError holding a copy of m's description.
+func opaqueErr(m *mountEnt) error {
+	info := m.info
+	return &OpaqueMountError{Mount: &info}
+}

@@ -31,7 +31,7 @@ func (fsys *FS) target(unsafePath string) (frame, error) {
 		return frame{}, err
 	}
 	if f.n == nil {
-		return frame{}, &OpaqueMountError{Mount: &f.m.info}
+		return frame{}, opaqueErr(f.m)
 	}
 	if f.m != fsys.root {
 		f.n.close()

@@ -19,7 +19,7 @@ func (fsys *FS) lookup(m *mountEnt, parent *node, name string) (*node, error) {
 	case kindLayers:
 		return fsys.lookupLayers(m, parent, name)
 	}
-	return nil, &OpaqueMountError{Mount: &m.info}
+	return nil, opaqueErr(m)
 }
 
 // isWhiteout reports a char device 0:0, overlay's whiteout.

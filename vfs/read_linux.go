@@ -52,7 +52,7 @@ func (fsys *FS) resolveValid(op, name string, follow bool) (frame, error) {
 		return frame{}, pathErr(op, name, err)
 	}
 	if f.n == nil {
-		return frame{}, pathErr(op, name, &OpaqueMountError{Mount: &f.m.info})
+		return frame{}, pathErr(op, name, opaqueErr(f.m))
 	}
 	return f, nil
 }
@@ -124,7 +124,7 @@ func (fsys *FS) ReadFile(name string) ([]byte, error) {
 func (fsys *FS) ReadFileLimit(unsafePath string, max int64) ([]byte, error) {
 	f, err := fsys.resolve(unsafePath, true)
 	if err == nil && f.n == nil {
-		err = &OpaqueMountError{Mount: &f.m.info}
+		err = opaqueErr(f.m)
 	}
 	if err != nil {
 		return nil, pathErr("readfile", unsafePath, err)
@@ -231,7 +231,7 @@ func (fsys *FS) readDirFrame(f frame) ([]fs.DirEntry, error) {
 			return nil, err
 		}
 		if c.n == nil {
-			out = append(out, &dirEntry{name: name, typ: fs.ModeDir, err: pathErr("lstat", c.path, &OpaqueMountError{Mount: &c.m.info})})
+			out = append(out, &dirEntry{name: name, typ: fs.ModeDir, err: pathErr("lstat", c.path, opaqueErr(c.m))})
 			continue
 		}
 		fi := &fileInfo{name: name, st: c.n.st}
@@ -373,7 +373,7 @@ func (fsys *FS) isExecutable(unsafePath string) error {
 	}
 	defer f.n.close()
 	if f.n == nil {
-		return &OpaqueMountError{Mount: &f.m.info}
+		return opaqueErr(f.m)
 	}
 	if !f.n.isReg() || f.n.st.Mode&0o111 == 0 {
 		return syscall.EACCES

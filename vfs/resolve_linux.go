@@ -88,7 +88,7 @@ func childPath(parent, name string) string {
 func (w *walker) child(name string) (frame, error) {
 	parent := w.top()
 	if parent.n == nil {
-		return frame{}, &OpaqueMountError{Mount: &parent.m.info}
+		return frame{}, opaqueErr(parent.m)
 	}
 	if !parent.n.isDir() {
 		return frame{}, syscall.ENOTDIR
@@ -150,7 +150,7 @@ func (w *walker) walkTo(comps []string, follow, parentOnly bool) (string, error)
 		if last && parentOnly {
 			top := w.top()
 			if top.n == nil {
-				return "", &OpaqueMountError{Mount: &top.m.info}
+				return "", opaqueErr(top.m)
 			}
 			if !top.n.isDir() {
 				return "", syscall.ENOTDIR
