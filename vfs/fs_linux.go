@@ -339,3 +339,14 @@ func opaqueErr(m *mountEnt) error {
 	info := m.info
 	return &OpaqueMountError{Mount: &info}
 }
+
+// hasMountUnder reports whether a mount point lies strictly under p.
+func (fsys *FS) hasMountUnder(p string) bool {
+	prefix := childPath(p, "")
+	for dest := range fsys.mounts {
+		if strings.HasPrefix(dest, prefix) {
+			return true
+		}
+	}
+	return false
+}

@@ -25,6 +25,7 @@ func mountedFS(t *testing.T, opts []Option) (*FS, *sandbox) {
 		"dir from",
 		"dir dev/shm",
 		"dir data",
+		"dir run",
 	)
 	a := sb.path("a")
 	treespec.Build(t, a, "file a.txt A", "dir nested", "symlink up -> ../../etc", "symlink abs -> /etc/ssl")
@@ -48,6 +49,8 @@ func mountedFS(t *testing.T, opts []Option) (*FS, *sandbox) {
 		bindSpec("/etc/resolv.conf", resolv, true),
 		lowerSpec("/from", true, layers[2], layers[1], layers[0]),
 		{Dest: "/dev/shm", Mounts: []mount.Mount{{Type: "tmpfs", Source: "shm"}}},
+		{Dest: "/run", Mounts: []mount.Mount{{Type: "tmpfs", Source: "tmpfs"}}},
+		bindSpec("/run/secrets/token", resolv, true),
 		{Dest: "/data", Mounts: []mount.Mount{{Type: "bind", Source: sel}}, Selector: "inner"},
 	}, opts...)
 	return fsys, sb
@@ -81,6 +84,8 @@ func TestMounts(t *testing.T) {
 			"/mnt/a/abs/cert.pem":                     "ROOT BUNDLE",
 			"/mnt/a/nested/../../../etc/ssl/cert.pem": "ROOT BUNDLE",
 			"/data/back/etc/resolv.conf":              "nameserver 10.0.0.1",
+			"/run/secrets/token":                      "nameserver 10.0.0.1",
+			"/run/secrets/../secrets/token":           "nameserver 10.0.0.1",
 		} {
 			if got := read(p); got != want {
 				t.Errorf("read %s = %q, want %q", p, got, want)
@@ -91,8 +96,10 @@ func TestMounts(t *testing.T) {
 				t.Errorf("%s: %v, want not exist", p, err)
 			}
 		}
-		if _, err := fsys.ReadFileLimit("/dev/shm/x", 100); !errors.Is(err, ErrOpaqueMount) {
-			t.Errorf("tmpfs: %v", err)
+		for _, p := range []string{"/dev/shm/x", "/run/x", "/run/secrets/x", "/run/secrets"} {
+			if _, err := fsys.ReadFileLimit(p, 100); !errors.Is(err, ErrOpaqueMount) {
+				t.Errorf("tmpfs %s: %v", p, err)
+			}
 		}
 		var ome *OpaqueMountError
 		if _, err := fsys.Stat("dev/shm"); !errors.As(err, &ome) || ome.Mount.Type != "tmpfs" {

@@ -87,10 +87,7 @@ func childPath(parent, name string) string {
 // mount's root, anything else a new handle in the same mount.
 func (w *walker) child(name string) (frame, error) {
 	parent := w.top()
-	if parent.n == nil {
-		return frame{}, opaqueErr(parent.m)
-	}
-	if !parent.n.isDir() {
+	if parent.n != nil && !parent.n.isDir() {
 		return frame{}, syscall.ENOTDIR
 	}
 	if len(name) > 255 {
@@ -99,6 +96,14 @@ func (w *walker) child(name string) (frame, error) {
 	p := childPath(parent.path, name)
 	if m, ok := w.fs.mounts[p]; ok {
 		return frame{path: p, n: m.root, m: m}, nil
+	}
+	if parent.n == nil {
+		// Inside a mount we cannot see into, only the directories leading
+		// to mounts on top of it (runc made them) can be walked through.
+		if w.fs.hasMountUnder(p) {
+			return frame{path: p, m: parent.m}, nil
+		}
+		return frame{}, opaqueErr(parent.m)
 	}
 	n, err := w.fs.lookup(parent.m, parent.n, name)
 	if err != nil {
