@@ -1,0 +1,329 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/moby/buildkit/client"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/buildkit-cacerts/buildkit-cacerts/internal/harness"
+	"github.com/buildkit-cacerts/buildkit-cacerts/internal/layerdiff"
+)
+
+// Product bugs the matrix found (see integration/README.md for the
+// difference lists). Each names the package likely at fault.
+const (
+	bugJavaSibling = "command path on the Java image: the sibling's update-ca-certificates runs the jks-keystore hook " +
+		"(dpkg --triggers-only, a JVM), whose writes outside the trust store are not reverted: tmp/ and tmp/hsperfdata_root/ " +
+		"only with injection; a process that runs dpkg itself then also commits the sibling's dpkg state " +
+		"(var/lib/dpkg/status-old mtime) — cacerts (command path journal) / executor (sibling)"
+	bugCacheOverCerts = "cache mount over /etc/ssl/certs on a Debian image: the plan falls back to the command path, the sibling's " +
+		"update-ca-certificates writes into the user's cache mount (invariant 7), then revert fails " +
+		"(\"removing /etc/ssl/certs/ca-certificates.crt: path is not in the root mount\") and the RUN fails — cacerts (plan) / executor (sibling mounts)"
+	bugGenericMountParents = "generic path, mount at /etc/ssl/certs in an image without /etc/ssl: install creates the parents, fails on the mount, " +
+		"and the rollback stops at the mount, so etc/ and etc/ssl/ are only with injection — cacerts (generic path rollback) / vfs (MkdirAll across a mount)"
+)
+
+// knownBugs are matrix cells that fail because of a product bug, keyed
+// "image/case". They are skipped through knownBug so the tree stays green;
+// CACERTS_KNOWN_BUGS=1 runs them.
+var knownBugs = func() map[string]string {
+	m := map[string]string{}
+	for _, c := range []string{"true", "openssl", "tlsget", "nonroot", "cache-mount", "bind-mount", "network-none",
+		"install-cacerts", "purge-cacerts", "update-ca-certificates", "append-bundle", "delete-etc-ssl", "steps-20", "concurrent-8"} {
+		m["debian-bookworm-java/"+c] = bugJavaSibling
+	}
+	for _, im := range []string{"debian-bookworm-tls", "debian-trixie-tls", "debian-bookworm-java", "rootless-nonroot"} {
+		m[im+"/cache-over-certs"] = bugCacheOverCerts
+	}
+	for _, im := range []string{"debian-bookworm-min", "busybox", "scratch-go"} {
+		m[im+"/bind-over-certs"] = bugGenericMountParents
+		m[im+"/cache-over-certs"] = bugGenericMountParents
+	}
+	return m
+}()
+
+// knownBug skips t naming a product bug that makes it fail.
+func knownBug(t *testing.T, bug string) {
+	t.Helper()
+	t.Skipf("known product bug (CACERTS_KNOWN_BUGS=1 runs it): %s", bug)
+}
+
+// mxBuildOut is one build of a case on one daemon.
+type mxBuildOut struct {
+	ref   string // the pushed image
+	start time.Time
+	res   *harness.BuildResult
+	err   error
+}
+
+// runCase builds the case (each variant) on both daemons at once, checks
+// the probes and compares the two images.
+func (e *matrixEnv) runCase(t *testing.T, im *mxImage, c mxCase) {
+	cell := im.Name + "/" + c.Name
+	t.Cleanup(func() {
+		switch {
+		case t.Failed():
+			e.results.set(im.Name, c.Name, "FAIL")
+		case t.Skipped():
+			e.results.set(im.Name, c.Name, "bug")
+		default:
+			e.results.set(im.Name, c.Name, "pass")
+		}
+	})
+	if bug := knownBugs[cell]; bug != "" && os.Getenv("CACERTS_KNOWN_BUGS") != "1" {
+		knownBug(t, bug)
+	}
+	n := max(c.Concurrent, 1)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			df := strings.ReplaceAll(c.Dockerfile, "{{N}}", strconv.Itoa(i))
+			label := ""
+			if n > 1 {
+				label = fmt.Sprintf("variant %d: ", i)
+			}
+			e.runPair(t, im, c, df, label, fmt.Sprintf("%s-%s-%d", im.Name, c.Name, i))
+		}()
+	}
+	wg.Wait()
+}
+
+// runPair builds df on both daemons concurrently and checks the pair. It
+// reports through t.Errorf only (it runs on several goroutines).
+func (e *matrixEnv) runPair(t *testing.T, im *mxImage, c mxCase, df, label, repo string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	opt := harness.BuildOpt{Dockerfile: df, ContextFiles: c.Files, NoCache: true}
+	if c.Debs != "" {
+		opt.Contexts = map[string]string{"debs": "local:debs"}
+		opt.Locals = map[string]string{"debs": e.debDirs[c.Debs]}
+	}
+	var outs [2]mxBuildOut
+	var eg errgroup.Group
+	for _, k := range []daemonKind{withCA, emptyCA} {
+		eg.Go(func() error {
+			o := &outs[k]
+			o.ref = fmt.Sprintf("%s/out/%s:%s", e.reg.Host, repo, k)
+			o.start = time.Now()
+			o.res, o.err = harness.BuildExport(ctx, e.clients[k], opt, []client.ExportEntry{harness.PushTo(o.ref)})
+			return nil
+		})
+	}
+	eg.Wait()
+	ok := true
+	for _, k := range []daemonKind{withCA, emptyCA} {
+		o := outs[k]
+		if o.err != nil {
+			logs := ""
+			if o.res != nil {
+				logs = o.res.Logs
+			}
+			t.Errorf("%s%s daemon: %v\nbuild output:\n%s\ndaemon log (cacerts, warnings):\n%s\nDockerfile:\n%s",
+				label, k, o.err, tail(logs, 60), daemonLogFor(e.daemons[k], 40), df)
+			ok = false
+			continue
+		}
+		e.checkProbes(t, label, k, c, df, o.res.Logs)
+		if c.Check != nil {
+			c.Check(t, k, o.res.Logs)
+		}
+	}
+	if !ok {
+		return
+	}
+	diffs, err := e.compare(ctx, outs[emptyCA], outs[withCA])
+	if err != nil {
+		t.Errorf("%scomparing the images: %v", label, err)
+		return
+	}
+	if len(diffs) > 0 {
+		t.Errorf("%sthe image built with injection differs from the one built without (%d differences; mtimes ignored only for entries the process wrote):\n  %s\ndaemon log (cacerts, warnings):\n%s",
+			label, len(diffs), strings.Join(diffs, "\n  "), daemonLogFor(e.daemons[withCA], 40))
+	}
+}
+
+// compare reads both pushed images and lists their differences, layer by
+// layer; mtimes are ignored only for the entries a build step wrote (newer
+// than the session's start in the image built without injection).
+func (e *matrixEnv) compare(ctx context.Context, without, with mxBuildOut) ([]string, error) {
+	want, err := e.pulled(ctx, without.ref)
+	if err != nil {
+		return nil, err
+	}
+	got, err := e.pulled(ctx, with.ref)
+	if err != nil {
+		return nil, err
+	}
+	// "Written by the process": newer than the start of the session. The
+	// images' files are all older (SOURCE_DATE_EPOCH 2024-01-01, package
+	// mtimes); a step another build ran on the same daemon with the same
+	// definition (BuildKit shares the vertex, e.g. the COPY of tlsget) is
+	// older than this build but still newer than the session.
+	since := e.started.Add(-time.Second) // file times use the kernel's coarse clock
+	return layerdiff.CompareImages(want, got, func(w layerdiff.Layer) layerdiff.Options {
+		return layerdiff.Options{IgnoreMtime: w.WrittenSince(since)}
+	})
+}
+
+func (e *matrixEnv) pulled(ctx context.Context, ref string) (v1.Image, error) {
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		return nil, err
+	}
+	img, err := remote.Image(r, remote.WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("reading the pushed image %s: %w", ref, err)
+	}
+	return img, nil
+}
+
+var probeLine = regexp.MustCompile(`(?m)^@@probe (\S+) (\S+) (\S+) rc=(\d+)\s*$`)
+
+// checkProbes checks every probe line of one build against the case's
+// expectation, and that every probe the Dockerfile holds reported.
+func (e *matrixEnv) checkProbes(t *testing.T, label string, k daemonKind, c mxCase, df, logs string) {
+	want := strings.Count(df, `echo \"@@probe `)
+	got := probeLine.FindAllStringSubmatch(logs, -1)
+	if len(got) != want {
+		t.Errorf("%s%s daemon: %d probe results, want %d\nbuild output:\n%s", label, k, len(got), want, tail(logs, 60))
+	}
+	var info []string
+	for _, m := range got {
+		tag, cl, srv, rc := m[1], m[2], m[3], m[4]
+		succeeded := rc == "0"
+		wantOK, asserted := c.Expect.want(k, srv)
+		if !asserted {
+			info = append(info, fmt.Sprintf("%s %s→%s rc=%s", tag, cl, srv, rc))
+			continue
+		}
+		if succeeded != wantOK {
+			verb := "succeeded; it must fail"
+			if wantOK {
+				verb = "failed; it must succeed"
+			}
+			t.Errorf("%s%s daemon: %s (%s) against the %s server %s (rc=%s)%s", label, k, cl, tag, srv, verb, rc, whyLine(logs, tag, cl, srv))
+		}
+	}
+	if len(info) > 0 {
+		t.Logf("%s%s daemon, outcomes not asserted: %s", label, k, strings.Join(info, ", "))
+	}
+}
+
+// whyLine is the error output a failed probe printed.
+func whyLine(logs, tag, cl, srv string) string {
+	prefix := fmt.Sprintf("@@why %s %s %s: ", tag, cl, srv)
+	i := strings.Index(logs, prefix)
+	if i < 0 {
+		return ""
+	}
+	rest := logs[i+len(prefix):]
+	if j := strings.Index(rest, "\n@@"); j >= 0 {
+		rest = rest[:j]
+	}
+	return "\n    " + strings.ReplaceAll(strings.TrimSpace(tail(rest, 8)), "\n", "\n    ")
+}
+
+// tail is the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = append([]string{fmt.Sprintf("[… %d lines]", len(lines)-n)}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// matrixResults is the table: image × case → pass, FAIL, bug, n/a.
+type matrixResults struct {
+	mu     sync.Mutex
+	cells  map[string]map[string]string
+	cases  []string // in first-seen order
+	images []string
+	start  time.Time
+}
+
+func newMatrixResults() *matrixResults {
+	return &matrixResults{cells: map[string]map[string]string{}, start: time.Now()}
+}
+
+// register adds the image's column and the cases' rows, in order.
+func (r *matrixResults) register(image string, cases []mxCase) {
+	for _, c := range cases {
+		r.set(image, c.Name, "")
+	}
+}
+
+func (r *matrixResults) set(image, c, status string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cells[image] == nil {
+		r.cells[image] = map[string]string{}
+		r.images = append(r.images, image)
+	}
+	if !contains(r.cases, c) {
+		r.cases = append(r.cases, c)
+	}
+	r.cells[image][c] = status
+}
+
+// table renders the results as a Markdown table, one row per case.
+func (r *matrixResults) table() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var b strings.Builder
+	b.WriteString("| case |")
+	for _, im := range r.images {
+		b.WriteString(" " + im + " |")
+	}
+	b.WriteString("\n|---|")
+	b.WriteString(strings.Repeat("---|", len(r.images)))
+	b.WriteString("\n")
+	counts := map[string]int{}
+	for _, c := range r.cases {
+		b.WriteString("| " + c + " |")
+		for _, im := range r.images {
+			s := r.cells[im][c]
+			if s == "" {
+				s = "-" // not run (filtered by -run)
+			}
+			counts[s]++
+			b.WriteString(" " + s + " |")
+		}
+		b.WriteString("\n")
+	}
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	b.WriteString("\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s: %d  ", k, counts[k])
+	}
+	fmt.Fprintf(&b, "\nwall time %s\n", time.Since(r.start).Round(time.Second))
+	return b.String()
+}
+
+// report logs the table and writes it to matrix.md in the artifact
+// directory.
+func (r *matrixResults) report(t *testing.T) {
+	tab := r.table()
+	t.Logf("matrix (image × case):\n%s", tab)
+	if err := os.WriteFile(t.ArtifactDir()+"/matrix.md", []byte(tab), 0o644); err != nil {
+		t.Errorf("writing matrix.md: %v", err)
+	}
+}
