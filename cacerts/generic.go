@@ -20,8 +20,9 @@ import (
 type bundleOpt struct {
 	// create writes the file (and missing parents) when absent.
 	create bool
-	// named: the path comes from the image's SSL_CERT_FILE; it may lie
-	// outside trust-store paths but must already parse as a PEM bundle.
+	// named: the path comes from the image's SSL_CERT_FILE or a certifi
+	// store the layout names; it may lie outside trust-store paths but must
+	// already parse as a PEM bundle.
 	named bool
 }
 
@@ -51,6 +52,25 @@ func (p *Plan) applyGeneric(ctx context.Context, fsys FS, j *Journal) error {
 	if l.HashDir != "" {
 		if err := installHashFiles(fsys, j, l.HashDir, p.set, log); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// applyCertifi appends our CAs to the Python certifi bundles pip installed
+// (the layout's CertifiGlobs), which Python's requests reads instead of the
+// system store; each must already parse as a PEM bundle.
+func (p *Plan) applyCertifi(ctx context.Context, fsys FS, j *Journal) error {
+	log := bklog.G(ctx)
+	for _, pat := range p.d.Layout.CertifiGlobs {
+		matches, err := fs.Glob(fsys, fsName(pat))
+		if err != nil {
+			continue
+		}
+		for _, m := range matches {
+			if err := installBundle(fsys, j, "/"+m, p.ourPEMs(), bundleOpt{named: true}, log); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

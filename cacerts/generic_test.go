@@ -146,6 +146,18 @@ func TestGenericPath(t *testing.T) {
 			checks: []check{fileHas("etc/ssl/certs/ca-certificates.crt", 1), notLink("etc/ssl/certs/ca-certificates.crt")},
 		},
 		{
+			name: "pip's certifi bundle",
+			specs: []string{
+				"file usr/local/lib/python3.12/site-packages/certifi/cacert.pem " + quote(other.pem),
+				"file usr/local/lib/python3.12/site-packages/pip/_vendor/certifi/cacert.pem junk",
+			},
+			family: "unknown",
+			checks: []check{
+				fileHas("usr/local/lib/python3.12/site-packages/certifi/cacert.pem", 1),
+				fileHas("usr/local/lib/python3.12/site-packages/pip/_vendor/certifi/cacert.pem", 0),
+			},
+		},
+		{
 			name:   "cert dir is a magic link",
 			specs:  []string{"symlink etc/ssl/certs -> /proc/self/root/etc/ssl/certs"},
 			family: "unknown",

@@ -156,6 +156,9 @@ func (p *Plan) Apply(ctx context.Context, fsys FS) (*Journal, error) {
 	if err == nil {
 		err = p.applyEnv(ctx, fsys, j)
 	}
+	if err == nil {
+		err = p.applyCertifi(ctx, fsys, j)
+	}
 	ferr := j.finish(fsys)
 	if err == nil && ferr == nil {
 		return j, nil
