@@ -99,8 +99,11 @@
 // Mount destinations are resolved like runc resolves them: through the
 // container's symlinks (the final one included) over the mounts before
 // them; missing components are taken lexically (runc creates them). A later
-// mount at or above an earlier one shadows it. A mount point whose parent
-// directories do not exist in the container is not reachable.
+// mount at or above an earlier one shadows it. Directories that lead to a
+// mount point but do not exist yet (runc creates them when it mounts), and
+// those inside an opaque mount, can be walked through to reach the mount; on
+// their own they read as not existing (or opaque) and cannot be written
+// under.
 //
 // Names passed to the io/fs methods (Open, Stat, ReadDir, ReadFile,
 // ReadLink, Lstat) follow fs.ValidPath ("." is the container's root) so

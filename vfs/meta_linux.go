@@ -31,7 +31,7 @@ func (fsys *FS) target(unsafePath string) (frame, error) {
 		return frame{}, err
 	}
 	if f.n == nil {
-		return frame{}, opaqueErr(f.m)
+		return frame{}, noNodeErr(f)
 	}
 	if f.m != fsys.root {
 		f.n.close()

@@ -51,6 +51,7 @@ func mountedFS(t *testing.T, opts []Option) (*FS, *sandbox) {
 		{Dest: "/dev/shm", Mounts: []mount.Mount{{Type: "tmpfs", Source: "shm"}}},
 		{Dest: "/run", Mounts: []mount.Mount{{Type: "tmpfs", Source: "tmpfs"}}},
 		bindSpec("/run/secrets/token", resolv, true),
+		bindSpec("/not/yet/there", sel, true),
 		{Dest: "/data", Mounts: []mount.Mount{{Type: "bind", Source: sel}}, Selector: "inner"},
 	}, opts...)
 	return fsys, sb
@@ -67,25 +68,27 @@ func TestMounts(t *testing.T) {
 			return string(b)
 		}
 		for p, want := range map[string]string{
-			"/mnt/a/a.txt":                            "A",
-			"/mnt/a/nested/n.txt":                     "N",
-			"/mnt/linked-target/l.txt":                "L",
-			"/mnt/link/l.txt":                         "L",
-			"/etc/resolv.conf":                        "nameserver 10.0.0.1",
-			"/from/base.txt":                          "overridden",
-			"/from/mid.txt":                           "mid",
-			"/from/top.txt":                           "top",
-			"/from/d/old":                             "base-d",
-			"/from/d/new":                             "mid-d",
-			"/from/o/visible":                         "v",
-			"/from/sub/x":                             "x",
-			"/data/s.txt":                             "S",
-			"/mnt/a/up/ssl/cert.pem":                  "ROOT BUNDLE",
-			"/mnt/a/abs/cert.pem":                     "ROOT BUNDLE",
-			"/mnt/a/nested/../../../etc/ssl/cert.pem": "ROOT BUNDLE",
-			"/data/back/etc/resolv.conf":              "nameserver 10.0.0.1",
-			"/run/secrets/token":                      "nameserver 10.0.0.1",
-			"/run/secrets/../secrets/token":           "nameserver 10.0.0.1",
+			"/mnt/a/a.txt":                               "A",
+			"/mnt/a/nested/n.txt":                        "N",
+			"/mnt/linked-target/l.txt":                   "L",
+			"/mnt/link/l.txt":                            "L",
+			"/etc/resolv.conf":                           "nameserver 10.0.0.1",
+			"/from/base.txt":                             "overridden",
+			"/from/mid.txt":                              "mid",
+			"/from/top.txt":                              "top",
+			"/from/d/old":                                "base-d",
+			"/from/d/new":                                "mid-d",
+			"/from/o/visible":                            "v",
+			"/from/sub/x":                                "x",
+			"/data/s.txt":                                "S",
+			"/mnt/a/up/ssl/cert.pem":                     "ROOT BUNDLE",
+			"/mnt/a/abs/cert.pem":                        "ROOT BUNDLE",
+			"/mnt/a/nested/../../../etc/ssl/cert.pem":    "ROOT BUNDLE",
+			"/data/back/etc/resolv.conf":                 "nameserver 10.0.0.1",
+			"/run/secrets/token":                         "nameserver 10.0.0.1",
+			"/run/secrets/../secrets/token":              "nameserver 10.0.0.1",
+			"/not/yet/there/inner/s.txt":                 "S",
+			"/not/yet/../yet/there/../there/inner/s.txt": "S",
 		} {
 			if got := read(p); got != want {
 				t.Errorf("read %s = %q, want %q", p, got, want)
@@ -100,6 +103,17 @@ func TestMounts(t *testing.T) {
 			if _, err := fsys.ReadFileLimit(p, 100); !errors.Is(err, ErrOpaqueMount) {
 				t.Errorf("tmpfs %s: %v", p, err)
 			}
+		}
+		for _, p := range []string{"/not", "/not/yet", "/not/x"} {
+			if _, _, err := fsys.EvalSymlinks(p); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("missing mount-point parent %s: %v", p, err)
+			}
+			if err := fsys.WriteFile(p+"/f", nil, 0o644); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("write under missing mount-point parent %s: %v", p, err)
+			}
+		}
+		if p, m, err := fsys.EvalSymlinks("/not/yet/there"); err != nil || p != "/not/yet/there" || m.Dest != p {
+			t.Errorf("mount point under missing parents: %q %v %v", p, m, err)
 		}
 		var ome *OpaqueMountError
 		if _, err := fsys.Stat("dev/shm"); !errors.As(err, &ome) || ome.Mount.Type != "tmpfs" {

@@ -52,7 +52,7 @@ func (fsys *FS) resolveValid(op, name string, follow bool) (frame, error) {
 		return frame{}, pathErr(op, name, err)
 	}
 	if f.n == nil {
-		return frame{}, pathErr(op, name, opaqueErr(f.m))
+		return frame{}, pathErr(op, name, noNodeErr(f))
 	}
 	return f, nil
 }
@@ -124,7 +124,7 @@ func (fsys *FS) ReadFile(name string) ([]byte, error) {
 func (fsys *FS) ReadFileLimit(unsafePath string, max int64) ([]byte, error) {
 	f, err := fsys.resolve(unsafePath, true)
 	if err == nil && f.n == nil {
-		err = opaqueErr(f.m)
+		err = noNodeErr(f)
 	}
 	if err != nil {
 		return nil, pathErr("readfile", unsafePath, err)
@@ -231,6 +231,9 @@ func (fsys *FS) readDirFrame(f frame) ([]fs.DirEntry, error) {
 			return nil, err
 		}
 		if c.n == nil {
+			if !c.m.info.Opaque {
+				continue // a directory runc will create for a mount: not there yet
+			}
 			out = append(out, &dirEntry{name: name, typ: fs.ModeDir, err: pathErr("lstat", c.path, opaqueErr(c.m))})
 			continue
 		}
@@ -329,6 +332,10 @@ func (fsys *FS) EvalSymlinks(unsafePath string) (string, *Mount, error) {
 	if err != nil {
 		return "", nil, pathErr("evalsymlinks", unsafePath, err)
 	}
+	if f.n == nil && f.path != f.m.info.Dest {
+		// A directory on the way to a mount point, not there yet.
+		return "", nil, pathErr("evalsymlinks", unsafePath, noNodeErr(f))
+	}
 	f.n.close()
 	m := f.m.info
 	return f.path, &m, nil
@@ -373,7 +380,7 @@ func (fsys *FS) isExecutable(unsafePath string) error {
 	}
 	defer f.n.close()
 	if f.n == nil {
-		return opaqueErr(f.m)
+		return noNodeErr(f)
 	}
 	if !f.n.isReg() || f.n.st.Mode&0o111 == 0 {
 		return syscall.EACCES

@@ -97,15 +97,19 @@ func (w *walker) child(name string) (frame, error) {
 	if m, ok := w.fs.mounts[p]; ok {
 		return frame{path: p, n: m.root, m: m}, nil
 	}
+	// Directories leading to mount points may not exist yet (runc makes
+	// them when it mounts), and inside a mount we cannot see into they are
+	// all we can walk: a handle-less frame passes through them.
 	if parent.n == nil {
-		// Inside a mount we cannot see into, only the directories leading
-		// to mounts on top of it (runc made them) can be walked through.
 		if w.fs.hasMountUnder(p) {
 			return frame{path: p, m: parent.m}, nil
 		}
-		return frame{}, opaqueErr(parent.m)
+		return frame{}, noNodeErr(*parent)
 	}
 	n, err := w.fs.lookup(parent.m, parent.n, name)
+	if isErrno(err, syscall.ENOENT) && w.fs.hasMountUnder(p) {
+		return frame{path: p, m: parent.m}, nil
+	}
 	if err != nil {
 		return frame{}, err
 	}
@@ -155,7 +159,7 @@ func (w *walker) walkTo(comps []string, follow, parentOnly bool) (string, error)
 		if last && parentOnly {
 			top := w.top()
 			if top.n == nil {
-				return "", opaqueErr(top.m)
+				return "", noNodeErr(*top)
 			}
 			if !top.n.isDir() {
 				return "", syscall.ENOTDIR
@@ -219,4 +223,13 @@ func checkPath(unsafePath string) error {
 		return syscall.EINVAL
 	}
 	return nil
+}
+
+// noNodeErr is the error for a frame without a handle: under an opaque
+// mount, or a directory that exists only on the way to a mount point.
+func noNodeErr(f frame) error {
+	if f.m.info.Opaque {
+		return opaqueErr(f.m)
+	}
+	return syscall.ENOENT
 }

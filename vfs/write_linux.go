@@ -13,7 +13,7 @@ import (
 // writable checks that the directory frame d can be written through.
 func (fsys *FS) writable(d *frame) error {
 	if d.n == nil {
-		return opaqueErr(d.m)
+		return noNodeErr(*d)
 	}
 	if d.m != fsys.root {
 		return ErrNotRootMount
