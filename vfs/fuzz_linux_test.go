@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/core/mount"
+
 	"github.com/buildkit-cacerts/buildkit-cacerts/internal/treespec"
 )
 
@@ -34,6 +36,9 @@ func newFuzzWorld(t testing.TB, seed int64, opts []Option) *fuzzWorld {
 		bindSpec("/m1", s1, false),
 		bindSpec("/m2", s2, true),
 		lowerSpec("/ov", true, layers[1], layers[0]),
+		{Dest: "/m1/t", Mounts: []mount.Mount{{Type: "tmpfs", Source: "tmpfs"}}},
+		bindSpec("/m1/t/x/y", s2, false),
+		bindSpec("/missing/a/b", s1, true),
 	}, opts...)
 	return &fuzzWorld{sb: sb, fsys: fsys, allowed: []string{sb.root, s1, s2, layers[0], layers[1]}}
 }
@@ -55,6 +60,8 @@ func FuzzResolve(f *testing.F) {
 	}
 	f.Add(uint8(0), "/nonexistent/../../../../outside", uint8(0))
 	f.Add(uint8(1), strings.Repeat("../", 30)+"m1/../ov/d/..", uint8(3))
+	f.Add(uint8(2), "/m1/t/x/y/../../x/y/a", uint8(1))
+	f.Add(uint8(3), "/missing/a/../a/b/m1", uint8(4))
 	f.Fuzz(func(t *testing.T, world uint8, unsafePath string, op uint8) {
 		w := worlds[int(world)%len(worlds)]
 		fsys := w.fsys
