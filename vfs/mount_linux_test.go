@@ -3,6 +3,7 @@ package vfs
 import (
 	"errors"
 	"io/fs"
+	"syscall"
 	"testing"
 	"testing/fstest"
 
@@ -102,6 +103,11 @@ func TestMounts(t *testing.T) {
 		for _, p := range []string{"/dev/shm/x", "/run/x", "/run/secrets/x", "/run/secrets"} {
 			if _, err := fsys.ReadFileLimit(p, 100); !errors.Is(err, ErrOpaqueMount) {
 				t.Errorf("tmpfs %s: %v", p, err)
+			}
+		}
+		for _, p := range []string{"/not", "/not/yet"} {
+			if err := fsys.WriteFile(p, nil, 0o644); !errors.Is(err, syscall.EISDIR) && !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("write over a mount point's missing parent %s: %v", p, err)
 			}
 		}
 		for _, p := range []string{"/not", "/not/yet", "/not/x"} {

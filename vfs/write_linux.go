@@ -141,7 +141,7 @@ func (fsys *FS) writeFile(unsafePath string, data []byte, perm fs.FileMode) erro
 		}
 		defer c.n.close()
 		switch {
-		case c.n.isDir():
+		case c.n == nil || c.n.isDir(): // nil: a directory on the way to a mount
 			return syscall.EISDIR
 		case !c.n.isReg():
 			return ErrNotRegular
@@ -326,7 +326,7 @@ func (fsys *FS) mkdirAll(unsafePath string, perm fs.FileMode) (string, error) {
 				return created, err
 			}
 			if mine {
-				if !f.n.isDir() {
+				if f.n == nil || !f.n.isDir() {
 					f.n.close()
 					return created, syscall.ENOTDIR
 				}
