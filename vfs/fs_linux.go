@@ -274,6 +274,9 @@ func (fsys *FS) applySelector(ent *mountEnt, sel string) error {
 		return err
 	}
 	top := w.top()
+	if top.n == nil {
+		return syscall.ENOENT
+	}
 	if top.n.owned {
 		// Steal the handle from the walker.
 		w.stack = w.stack[:len(w.stack)-1]
