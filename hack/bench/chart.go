@@ -86,6 +86,9 @@ func configPlot(r *results) (*plot.Plot, error) {
 			labels = append(labels, shortImage[im])
 		}
 	}
+	if len(images) == 0 {
+		return p, nil
+	}
 	names := []string{"plain", "fast", "command", "upstream"}
 	top := 0.0
 	for _, im := range images {

@@ -235,9 +235,10 @@ func report(r *results) string {
 	if r.Memory != nil {
 		w("## 4. Memory\n\n")
 		w("Peak resident set size of each daemon process (`VmHWM`, the daemon alone, not runc or the\n")
-		w("containers) over the whole run. **plain** and **fast** ran exactly the same builds (every section);\n")
-		w("the other daemons ran only their own section's builds.\n\n")
-		w("| daemon | configuration | peak RSS MiB | vs plain |\n|---|---|---|---|\n")
+		w("containers), read when each section ended (a running peak: it includes the sections before).\n")
+		w("**plain** and **fast** ran exactly the same builds in every section (the profile section, which\n")
+		w("does not, comes after the last reading); the other daemons ran only their own builds.\n\n")
+		w("| daemon | configuration | after overhead MiB | after scaling MiB | after concurrency MiB | last vs plain |\n|---|---|---|---|---|---|\n")
 		var plain int64
 		for _, m := range r.Memory {
 			if m.Spec.Name == "plain" && m.Err == "" {
@@ -246,14 +247,20 @@ func report(r *results) string {
 		}
 		for _, m := range r.Memory {
 			if m.Err != "" {
-				w("| %s | %s | %s | |\n", m.Spec.Name, m.Spec.Describe(), errLine(m.Err))
+				w("| %s | %s | %s | | | |\n", m.Spec.Name, m.Spec.Describe(), errLine(m.Err))
 				continue
 			}
 			vs := "–"
 			if plain > 0 {
 				vs = fmt.Sprintf("%.1f %%", 100*float64(m.Peak)/float64(plain))
 			}
-			w("| %s | %s | %s | %s |\n", m.Spec.Name, m.Spec.Describe(), mib(m.Peak), vs)
+			col := func(s string) string {
+				if v, ok := m.After[s]; ok {
+					return mib(v)
+				}
+				return "–"
+			}
+			w("| %s | %s | %s | %s | %s | %s |\n", m.Spec.Name, m.Spec.Describe(), col("overhead"), col("scaling"), col("concurrency"), vs)
 		}
 		w("\n")
 	}

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -54,6 +55,9 @@ func run(ctx context.Context, o *options) (err error) {
 		start, load := time.Now(), loadAvg()
 		logf("section %s", name)
 		err := f()
+		if o.sections["memory"] && name != "micro" && name != "profile" {
+			r.Memory = mergeMemory(r.Memory, name, e.memory())
+		}
 		r.Loads[name] = fmt.Sprintf("load %s at start, %s at end; %s", load, loadAvg(), time.Since(start).Round(time.Second))
 		return err
 	}
@@ -68,9 +72,6 @@ func run(ctx context.Context, o *options) (err error) {
 	}
 	if err := section("profile", func() error { return e.profiles(ctx, r) }); err != nil {
 		logf("profiling: %v", err)
-	}
-	if o.sections["memory"] {
-		r.Memory = e.memory()
 	}
 	r.Images = e.images
 	r.Installs = e.installs.snapshot()
@@ -215,4 +216,20 @@ func loadAvg() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// mergeMemory records the readings taken after section into ms.
+func mergeMemory(ms []memPoint, section string, now []memPoint) []memPoint {
+	for _, n := range now {
+		i := slices.IndexFunc(ms, func(m memPoint) bool { return m.Spec.Name == n.Spec.Name })
+		if i < 0 {
+			ms = append(ms, memPoint{Spec: n.Spec, After: map[string]int64{}})
+			i = len(ms) - 1
+		}
+		ms[i].Peak, ms[i].Err = n.Peak, n.Err
+		if n.Err == "" {
+			ms[i].After[section] = n.Peak
+		}
+	}
+	return ms
 }

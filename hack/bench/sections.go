@@ -305,9 +305,10 @@ func (e *env) batch(ctx context.Context, s daemonSpec, im *image, k int) ([]time
 
 // memPoint is one daemon's peak RSS.
 type memPoint struct {
-	Spec daemonSpec
-	Peak int64
-	Err  string
+	Spec  daemonSpec
+	Peak  int64            // the latest reading
+	After map[string]int64 // section → peak RSS when it ended
+	Err   string
 }
 
 // memory is section 4: every running daemon's peak RSS.

@@ -165,7 +165,10 @@ func TestReport(t *testing.T) {
 			{Spec: specPlain, Builds: 8, StepsPerS: Floats{10}, Sample: sample(100)},
 			{Spec: specFast, Builds: 8, StepsPerS: Floats{9.7}, Sample: sample(101)},
 		},
-		Memory: []memPoint{{Spec: specPlain, Peak: 100 << 20}, {Spec: specFast, Peak: 105 << 20}},
+		Memory: []memPoint{
+			{Spec: specPlain, Peak: 100 << 20, After: map[string]int64{"overhead": 90 << 20, "concurrency": 100 << 20}},
+			{Spec: specFast, Peak: 105 << 20, After: map[string]int64{"overhead": 91 << 20, "concurrency": 105 << 20}},
+		},
 		Images: map[string]*image{"debian-bookworm-tls": tls},
 		Loads:  map[string]string{"overhead": "load 1 at start"},
 		Params: o.params,
@@ -190,7 +193,7 @@ func TestReport(t *testing.T) {
 		"| 1000 | 130.0 | 130.0–130.0 | 1.300 | +30.0 |",
 		"| 146 (as shipped) | 100.0 | 101.0 |",
 		"| 8 | fast | 9.70 | 9.70–9.70 | 101.0 | 97.0 % |",
-		"| fast | buildkitd-cacerts, mode=auto, 1 CA(s) | 105.0 | 105.0 % |",
+		"| fast | buildkitd-cacerts, mode=auto, 1 CA(s) | 91.0 | – | 105.0 | 105.0 % |",
 		"- overhead: load 1 at start",
 	} {
 		if !strings.Contains(md, s) {
@@ -215,5 +218,19 @@ time="x" level=info msg="something else" method=fast ms=5 span="RUN true b123-4-
 	st := l.snapshot()["fast"]["debian-bookworm-tls"]
 	if st == nil || st.Methods["fast"] != 2 || len(st.Methods) != 1 || !slices.Equal(st.MS, []float64{12, 2}) {
 		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestMergeMemory(t *testing.T) {
+	ms := mergeMemory(nil, "overhead", []memPoint{{Spec: specPlain, Peak: 10}, {Spec: specFast, Peak: 11}})
+	ms = mergeMemory(ms, "scaling", []memPoint{{Spec: specPlain, Peak: 12}, {Spec: specFast, Err: "gone"}, {Spec: specCAs(10), Peak: 9}})
+	if len(ms) != 3 || ms[0].Peak != 12 || ms[0].After["overhead"] != 10 || ms[0].After["scaling"] != 12 {
+		t.Errorf("plain: %+v", ms)
+	}
+	if ms[1].Err != "gone" || ms[1].After["overhead"] != 11 || len(ms[1].After) != 1 {
+		t.Errorf("fast: %+v", ms[1])
+	}
+	if ms[2].Spec.Name != "cas-10" || ms[2].After["scaling"] != 9 {
+		t.Errorf("cas-10: %+v", ms[2])
 	}
 }
