@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -283,6 +284,33 @@ var hostileCases2 = []hostileCase{
 		if s, _ := os.ReadFile(secret); string(s) != "TOKEN" {
 			t.Errorf("secret changed")
 		}
+	}},
+	{name: "22-mount-destination-through-escaping-links", run: func(t *testing.T, opts []Option) {
+		sb := newSandbox(t, "dir host/etc")
+		treespec.Build(t, sb.root,
+			"symlink cache -> ../../../../host/etc",
+			"symlink abs -> "+sb.path("host/etc"),
+		)
+		src := sb.path("src")
+		treespec.Build(t, src, "file f mounted")
+		guard(t, src)
+		fsys := mustNew(t, bindSpec("/", sb.root, false), []Spec{
+			bindSpec("/cache/x", src, false),
+			bindSpec("/abs", src, true),
+		}, opts...)
+		var dests []string
+		for _, m := range fsys.Mounts() {
+			dests = append(dests, m.Dest)
+		}
+		sort.Strings(dests)
+		want := "/:/host/etc/x:" + sb.path("host/etc")
+		if got := strings.Join(dests, ":"); got != want {
+			t.Errorf("mount table %s, want %s (destinations resolved inside the container)", got, want)
+		}
+		if s, err := readStr(fsys, "/cache/x/f"); s != "mounted" {
+			t.Errorf("read through the clamped destination: %q %v", s, err)
+		}
+		wantErr(t, "write under the bind", fsys.WriteFile("/cache/x/g", []byte("x"), 0o644), ErrNotRootMount)
 	}},
 	{name: "23-link-into-mount-or-tmpfs", run: func(t *testing.T, opts []Option) {
 		sb := newSandbox(t, "dir etc/ssl", "symlink etc/ssl/certs -> /cache/certs", "symlink etc/pki -> /dev/shm/pki", "dir cache", "dir dev/shm")
