@@ -248,7 +248,8 @@ func (fsys *FS) readDirFrame(f frame) ([]fs.DirEntry, error) {
 // Open opens the entry at name for reading (fs.FS). Directories give an
 // fs.ReadDirFile; regular files are reopened from their handle; other
 // types (FIFO, socket, device) are never opened: their Read fails with
-// ErrNotRegular.
+// ErrNotRegular. The caller closes the file (FS.Close does not); its
+// descriptor is O_CLOEXEC.
 func (fsys *FS) Open(name string) (fs.File, error) {
 	f, err := fsys.resolveValid("open", name, true)
 	if err != nil {
