@@ -342,3 +342,40 @@ func TestParseMode(t *testing.T) {
 		t.Error("ParseMode accepted an unknown mode")
 	}
 }
+
+// TestRunsDoNotWaitOnEachOther: an exec whose install is slow does not hold
+// up another exec (DESIGN.md invariant 5).
+func TestRunsDoNotWaitOnEachOther(t *testing.T) {
+	h := newHarness()
+	release := make(chan struct{})
+	inst := InstallerFunc(func(ctx context.Context, c *Container) (Revert, error) {
+		if c.ID == "slow" {
+			<-release
+		}
+		return func(context.Context) error { return nil }, nil
+	})
+	w := Wrap(h.inner, Options{Installer: inst})
+	p := bkexecutor.ProcessInfo{Meta: bkexecutor.Meta{Args: []string{"user"}}}
+	slowDone := make(chan error, 1)
+	go func() {
+		_, err := w.Run(context.Background(), "slow", h.root, nil, p, nil)
+		slowDone <- err
+	}()
+	fastDone := make(chan error, 1)
+	go func() {
+		_, err := w.Run(context.Background(), "fast", h.root, nil, p, nil)
+		fastDone <- err
+	}()
+	select {
+	case err := <-fastDone:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("an exec waited for another exec's install")
+	}
+	close(release)
+	if err := <-slowDone; err != nil {
+		t.Fatal(err)
+	}
+}
