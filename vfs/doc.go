@@ -81,14 +81,14 @@
 //     it New fails rather than show opaque directories as merged.
 //     WithKernelOverlay mounts such overlays read-only instead. Why reading
 //     layers is the default (measured by BenchmarkOverlayStrategy, CPU time
-//     on a loaded 2-core VM): New stays cheap (~70 µs against ~125 µs with
-//     a kernel mount per overlay, and most execs never look inside a
+//     on a loaded 2-core VM): New stays cheap (~70 µs against ~105-125 µs
+//     with a kernel mount per overlay, and most execs never look inside a
 //     --mount=from), it needs no privilege (rootless BuildKit uses
 //     userxattr), creates no mount that could outlive a crash, and refuses
 //     layer features (redirect, metacopy) instead of trusting a crafted
-//     layer to the kernel's overlay code. The price is lookups: ~100 µs to
+//     layer to the kernel's overlay code. The price is lookups: ~50 µs to
 //     read a file four levels deep in a three-layer overlay, against
-//     ~25 µs through a kernel mount. The kernel differential test checks
+//     ~20 µs through a kernel mount. The kernel differential test checks
 //     both against a real overlay mount.
 //   - overlay with an upperdir (an embedder's raw writable overlay): mounted
 //     by the kernel as a detached mount (fsopen/fsmount, CAP_SYS_ADMIN),

@@ -72,7 +72,7 @@ func (fsys *FS) lookupLayers(m *mountEnt, parent *node, name string) (*node, err
 		return nil, err
 	}
 	for _, ld := range parent.layers {
-		n, err := fsys.sys.openChild(ld.fd, ld.mntID, name)
+		n, err := fsys.sys.openLayerChild(ld.fd, ld.mntID, name)
 		if isErrno(err, syscall.ENOENT) {
 			continue
 		}

@@ -21,6 +21,8 @@ type node struct {
 	mntID  uint64
 	layers []layerDir
 	owned  bool // closed by the walker that opened it (mount roots are not)
+	// readable: fd is an O_RDONLY directory, not O_PATH (overlay layers).
+	readable bool
 }
 
 type layerDir struct {
@@ -61,6 +63,30 @@ const maxRetries = 32
 // openChild opens the single name under dirfd as an O_PATH|O_NOFOLLOW
 // handle, without following any symlink or crossing a host mount.
 func (s *sysOps) openChild(dirfd int, parentMnt uint64, name string) (*node, error) {
+	return s.open(dirfd, parentMnt, name, unix.O_PATH)
+}
+
+// openLayerDir is openChild for overlay layers, where directories' xattrs
+// are read on every lookup: a directory is opened O_RDONLY|O_DIRECTORY, so
+// fgetxattr works on it without a trip through procfs (O_DIRECTORY fails
+// with ENOTDIR before any FIFO or device would be opened, O_NOFOLLOW with
+// ELOOP on a symlink); anything else, or an unreadable directory, is opened
+// O_PATH as by openChild.
+func (s *sysOps) openLayerChild(dirfd int, parentMnt uint64, name string) (*node, error) {
+	n, err := s.open(dirfd, parentMnt, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NONBLOCK|unix.O_NOCTTY)
+	switch err {
+	case nil:
+		n.readable = true
+		return n, nil
+	case unix.ENOTDIR, unix.ELOOP, unix.EACCES, unix.EPERM:
+		return s.openChild(dirfd, parentMnt, name)
+	}
+	return nil, err
+}
+
+// open opens the single name under dirfd with flags (O_NOFOLLOW and
+// O_CLOEXEC added), without following any symlink or crossing a host mount.
+func (s *sysOps) open(dirfd int, parentMnt uint64, name string, flags int) (*node, error) {
 	if name == "" || name == "." || name == ".." || len(name) > unix.NAME_MAX {
 		if len(name) > unix.NAME_MAX {
 			return nil, syscall.ENAMETOOLONG
@@ -76,7 +102,7 @@ func (s *sysOps) openChild(dirfd int, parentMnt uint64, name string) (*node, err
 	var err error
 	if s.openat2 {
 		how := unix.OpenHow{
-			Flags:   unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+			Flags:   uint64(flags | unix.O_NOFOLLOW | unix.O_CLOEXEC),
 			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
 		}
 		for i := 0; ; i++ {
@@ -87,7 +113,7 @@ func (s *sysOps) openChild(dirfd int, parentMnt uint64, name string) (*node, err
 		}
 	} else {
 		for i := 0; ; i++ {
-			fd, err = unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			fd, err = unix.Openat(dirfd, name, flags|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 			if err != unix.EINTR || i >= maxRetries {
 				break
 			}
@@ -208,7 +234,13 @@ func getXattr(n *node, name string) (string, bool, error) {
 	}
 	buf := make([]byte, 256)
 	for {
-		sz, err := fgetxattrPath(n.fd, name, buf)
+		var sz int
+		var err error
+		if n.readable {
+			sz, err = unix.Fgetxattr(n.fd, name, buf)
+		} else {
+			sz, err = fgetxattrPath(n.fd, name, buf)
+		}
 		switch {
 		case err == unix.ENODATA || err == unix.EOPNOTSUPP:
 			return "", false, nil
