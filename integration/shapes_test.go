@@ -237,3 +237,20 @@ func runLayerStart(t *testing.T, dockerfile string, e *smokeEnv, layers [][]laye
 	names := map[string]string{"scratch-go": testimages.ScratchGo, "nonroot": testimages.RootlessNonroot, "busybox": testimages.Busybox}
 	return layoutLayers(t, testimages.Layout(t, names[repo]))
 }
+
+// TestStrict: with --cacerts-strict, a RUN whose install cannot happen (the
+// image's tool would write the anchor into a cache mount) fails instead of
+// running without the CAs; without strict the same RUN runs.
+func TestStrict(t *testing.T) {
+	e := newSmokeEnv(t)
+	dockerfile := "FROM " + e.image + "\nRUN --mount=type=cache,target=/usr/local/share/ca-certificates true\n"
+	strict := startDaemon(t, e.toml, caDir(t, e.pki.CAPEM), "--cacerts-mode", "command", "--cacerts-strict")
+	_, logs, err := e.build(t, strict, dockerfile)
+	if err == nil || !strings.Contains(err.Error(), "cacerts") {
+		t.Fatalf("strict build: err = %v, want the install error\n%s", err, logs)
+	}
+	lax := startDaemon(t, e.toml, caDir(t, e.pki.CAPEM), "--cacerts-mode", "command")
+	if _, logs, err := e.build(t, lax, dockerfile); err != nil {
+		t.Fatalf("non-strict build: %v\n%s", err, logs)
+	}
+}
