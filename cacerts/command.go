@@ -54,7 +54,7 @@ func (p *Plan) applyCommand(ctx context.Context, fsys FS, j *Journal) error {
 		return err
 	}
 	if l.Family == distro.FamilyDebian {
-		j.watchPackageDir(fsys, l.AnchorDir, dpkgList)
+		j.watchPackageDir(fsys, l.AnchorDir, dpkgInstalled)
 	}
 	if err := j.mkdirAll(fsys, l.AnchorDir); err != nil {
 		return err

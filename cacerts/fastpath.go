@@ -231,7 +231,7 @@ func (p *Plan) applyFast(fsys FS, j *Journal) error {
 	}
 
 	// Anchors and their .pem links.
-	j.watchPackageDir(fsys, anchorDir, dpkgList)
+	j.watchPackageDir(fsys, anchorDir, dpkgInstalled)
 	if err := j.mkdirAll(fsys, anchorDir); err != nil {
 		return err
 	}
@@ -281,26 +281,27 @@ func (p *Plan) applyFast(fsys FS, j *Journal) error {
 	return nil
 }
 
-// dpkgList is the dpkg file list of Debian's ca-certificates package; it
-// exists while the package is installed.
-const dpkgList = "/var/lib/dpkg/info/ca-certificates.list"
+// dpkgInstalled is a dpkg info file of Debian's ca-certificates package
+// that exists only while the package is installed: dpkg deletes it on remove
+// (the package's .list and .postrm stay until purge).
+const dpkgInstalled = "/var/lib/dpkg/info/ca-certificates.md5sums"
 
-// watchPackageDir notes that the existing directory dir is removed by the
-// package whose dpkg file list is list when that package is removed: Debian's
+// watchPackageDir notes that the existing directory dir is removed when the
+// package whose installed-marker file is marker is removed: Debian's
 // ca-certificates.postrm runs `rmdir /usr/local/share/ca-certificates
 // 2>/dev/null || true` on remove, which fails while our anchors are in it.
-func (j *Journal) watchPackageDir(fsys FS, dir, list string) {
+func (j *Journal) watchPackageDir(fsys FS, dir, marker string) {
 	fi, err := fsys.Lstat(fsName(dir))
 	if err != nil || !fi.IsDir() {
 		return
 	}
-	if fi, err := fsys.Lstat(fsName(list)); err != nil || !fi.Mode().IsRegular() {
+	if fi, err := fsys.Lstat(fsName(marker)); err != nil || !fi.Mode().IsRegular() {
 		return
 	}
 	if j.pkgDirs == nil {
 		j.pkgDirs = map[string]string{}
 	}
-	j.pkgDirs[dir] = list
+	j.pkgDirs[dir] = marker
 	if _, err := j.record(fsys, dir, false); err != nil {
 		delete(j.pkgDirs, dir)
 	}

@@ -125,6 +125,7 @@ func debianSpecs(t testing.TB, certs map[string][]byte) []string {
 		"dir etc/ssl/private mode=0700",
 		"file etc/ssl/openssl.cnf x",
 		"file var/lib/dpkg/info/ca-certificates.list \"/.\\n/etc/ssl/certs\\n\"",
+		"file var/lib/dpkg/info/ca-certificates.md5sums x",
 	}
 	names := make([]string, 0, len(certs))
 	for n := range certs {

@@ -103,10 +103,11 @@ type Journal struct {
 	// scan are directories where a process or tool may have made more links
 	// to our files (the hash directory); scanned on revert when changed.
 	scan []string
-	// pkgDirs maps a directory that existed before the install to the dpkg
-	// file list of the package whose removal rmdirs it: when the package is
-	// removed during the exec, the rmdir fails because our anchors are in
-	// it; revert finishes the removal once the directory is empty.
+	// pkgDirs maps a directory that existed before the install to the
+	// installed-marker file of the package whose removal rmdirs it: when the
+	// package is removed during the exec, the rmdir fails because our
+	// anchors are in it; revert finishes the removal once the directory is
+	// empty.
 	pkgDirs  map[string]string
 	reverted bool
 }

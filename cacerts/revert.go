@@ -289,8 +289,8 @@ func (j *Journal) restoreDir(fsys FS, e *entry, now state) error {
 	if !e.base.isDir() {
 		return nil
 	}
-	if list := j.pkgDirs[e.path]; list != "" {
-		if _, err := fsys.Lstat(fsName(list)); errors.Is(err, fs.ErrNotExist) {
+	if marker := j.pkgDirs[e.path]; marker != "" {
+		if _, err := fsys.Lstat(fsName(marker)); errors.Is(err, fs.ErrNotExist) {
 			if ents, err := fsys.ReadDir(fsName(e.path)); err == nil && len(ents) == 0 {
 				if err := fsys.Remove(e.path); err != nil {
 					return fmt.Errorf("removing %s, left by its package's removal: %w", e.path, err)

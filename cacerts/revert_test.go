@@ -94,10 +94,10 @@ func TestProcessChangesWin(t *testing.T) {
 		{
 			name: "removes the ca-certificates package",
 			process: func(t *testing.T, root string) {
-				// What dpkg --remove does to the paths we care about: the file
-				// list goes, postrm rmdirs the anchor directory (which fails
-				// while our anchors are in it).
-				os.Remove(filepath.Join(root, "var/lib/dpkg/info/ca-certificates.list"))
+				// What dpkg --remove does to the paths we care about: the
+				// md5sums go (.list stays until purge), postrm rmdirs the
+				// anchor directory (which fails while our anchors are in it).
+				os.Remove(filepath.Join(root, "var/lib/dpkg/info/ca-certificates.md5sums"))
 				os.Remove(filepath.Join(root, "usr/local/share/ca-certificates"))
 			},
 			wantChanged: []string{"var/lib/dpkg/info", "usr/local/share"},
