@@ -220,6 +220,7 @@ func snapshot(fsys FS, roots []watchRoot, keep bool) (map[string]state, error) {
 			if s.data, err = fsys.ReadFileLimit(p, maxBundle); err != nil {
 				return fmt.Errorf("snapshot of %s: %w", p, err)
 			}
+			s.kept = true
 			total += int64(len(s.data))
 		}
 		out[p] = s
@@ -280,17 +281,10 @@ func diffSnapshots(before, after map[string]state, ours [][]byte) []*entry {
 	var out []*entry
 	for _, p := range paths {
 		b, a := before[p], after[p]
-		if b.same(a) && !(b.isDir() || a.isDir()) {
-			continue
-		}
 		if b.same(a) {
 			continue
 		}
-		if b.isReg() && b.data == nil {
-			// Too large to keep: it cannot be restored, only cleaned.
-			b.size = -1
-		}
-		a.data = nil
+		a.data, a.kept = nil, false
 		out = append(out, &entry{path: p, base: b, ours: a, blocks: ours})
 	}
 	return out

@@ -23,6 +23,7 @@ type state struct {
 	mtime    time.Time
 	target   string // symlink target
 	data     []byte // regular file content, kept only where it may be restored
+	kept     bool   // data holds the content
 }
 
 func (s state) isReg() bool  { return s.exists && s.mode.IsRegular() }
@@ -73,6 +74,7 @@ func lstat(fsys FS, p string, keep bool) (state, error) {
 		if s.data, err = fsys.ReadFileLimit(p, maxBundle); err != nil {
 			return state{}, err
 		}
+		s.kept = true
 	}
 	return s, nil
 }

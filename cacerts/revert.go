@@ -129,6 +129,9 @@ func (j *Journal) restore(fsys FS, e *entry, now state) error {
 		}
 		return nil
 	case b.isReg():
+		if !b.kept {
+			return fmt.Errorf("restoring %s: its content was too large to keep (over %d bytes); the tool's version is left", e.path, maxBundle)
+		}
 		cur := &now // WriteFile keeps the replaced file's mode and owner
 		if !now.isReg() {
 			cur = nil
