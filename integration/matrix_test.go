@@ -25,7 +25,7 @@ import (
 // case (cases_test.go). Each case builds the same Dockerfile, without cache,
 // on two daemons at once — one whose engine CA set holds the test CA, one
 // with an empty CA directory — checks what the TLS clients in the RUN steps
-// reported against each server (probes_test.go), and compares the two
+// reported against each server, and compares the two
 // exported images layer by layer (compare_test.go). The matrix table is
 // logged at the end and written to matrix.md in the test's artifact
 // directory (go test -artifacts).
@@ -35,30 +35,37 @@ func TestMatrix(t *testing.T) {
 	testenv.RequiresRoot(t)
 	e := newMatrixEnv(t)
 	t.Cleanup(func() { e.results.report(t) })
+	// t.Run from several goroutines (allowed, and the subtests keep their
+	// names): the semaphore, not -parallel (GOMAXPROCS by default), bounds
+	// the cases building at once, across images, so a slow image (Java's
+	// command path) overlaps with the others.
+	var images sync.WaitGroup
 	for _, im := range e.images {
-		t.Run(im.Name, func(t *testing.T) {
-			var wg sync.WaitGroup
-			cases := matrixCases(e, im)
-			e.results.register(im.Name, cases)
-			for _, c := range cases {
-				if c.skip != "" {
-					e.results.set(im.Name, c.Name, "n/a")
-					continue
+		cases := matrixCases(e, im)
+		e.results.register(im.Name, cases) // the table's order
+		images.Add(1)
+		go func() {
+			defer images.Done()
+			t.Run(im.Name, func(t *testing.T) {
+				var wg sync.WaitGroup
+				for _, c := range cases {
+					if c.skip != "" {
+						e.results.set(im.Name, c.Name, "n/a")
+						continue
+					}
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						e.sem <- struct{}{}
+						defer func() { <-e.sem }()
+						t.Run(c.Name, func(t *testing.T) { e.runCase(t, im, c) })
+					}()
 				}
-				wg.Add(1)
-				// t.Run from several goroutines: the semaphore, not
-				// -parallel (GOMAXPROCS by default), bounds the
-				// concurrent builds, and subtests keep their names.
-				go func() {
-					defer wg.Done()
-					e.sem <- struct{}{}
-					defer func() { <-e.sem }()
-					t.Run(c.Name, func(t *testing.T) { e.runCase(t, im, c) })
-				}()
-			}
-			wg.Wait()
-		})
+				wg.Wait()
+			})
+		}()
 	}
+	images.Wait()
 }
 
 // daemonKind names the two daemons every case builds on.
