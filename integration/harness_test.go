@@ -39,12 +39,15 @@ var (
 	buildErr  error
 )
 
-// daemonBinary builds cmd/buildkitd-cacerts once per test process.
+// daemonBinary builds cmd/buildkitd-cacerts once per test process, into one
+// fixed path under the temp dir, replaced by each run so nothing piles up (go
+// build replaces the file; a daemon still running from the old one keeps its
+// inode).
 func daemonBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "buildkitd-cacerts-bin")
-		if err != nil {
+		dir := filepath.Join(os.TempDir(), "buildkitd-cacerts-integration")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			buildErr = err
 			return
 		}
