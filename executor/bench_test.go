@@ -28,6 +28,7 @@ func BenchmarkWrapRun(b *testing.B) {
 		rec.events = rec.events[:0]
 		h.root.Src.(*fakeMountable).rec.events = nil
 		h.inner.metas = h.inner.metas[:0]
+		h.inner.mounts = h.inner.mounts[:0]
 	}
 }
 
@@ -44,5 +45,6 @@ func BenchmarkWrapRunOptOut(b *testing.B) {
 		}
 		h.rec.events = h.rec.events[:0]
 		h.inner.metas = h.inner.metas[:0]
+		h.inner.mounts = h.inner.mounts[:0]
 	}
 }

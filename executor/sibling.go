@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"path"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/containerd/containerd/v2/core/mount"
 	bkexecutor "github.com/moby/buildkit/executor"
 	"github.com/moby/buildkit/solver/pb"
+	"github.com/moby/sys/user"
 	"github.com/sirupsen/logrus"
 )
 
@@ -24,6 +27,12 @@ const maxSiblingOutput = 64 << 10
 // SiblingPath and nothing else in the environment, no network, no TTY, no
 // stdin. Its output goes to the daemon's log (debug; warning on failure),
 // never to the build's output.
+//
+// Only the root is writable: the exec's other mounts are mounted read-only
+// (a tool must never write a cache mount, a bind of a context or a secret:
+// DESIGN.md invariant 7), and /tmp is a private tmpfs, so temporary files of
+// the tool or its hooks (a JVM's hsperfdata) never reach the layer or the
+// user's /tmp.
 type sibling struct {
 	inner    bkexecutor.Executor
 	root     bkexecutor.Mount
@@ -58,7 +67,7 @@ func (s *sibling) Run(ctx context.Context, argv []string) ([]byte, error) {
 		RemoveMountStubsRecursive: true,
 	}
 	start := time.Now()
-	_, err := s.inner.Run(ctx, "", s.root, s.mounts, bkexecutor.ProcessInfo{
+	_, err := s.inner.Run(ctx, "", s.root, siblingMounts(s.mounts), bkexecutor.ProcessInfo{
 		Meta:   meta,
 		Stdout: out,
 		Stderr: out,
@@ -74,6 +83,41 @@ func (s *sibling) Run(ctx context.Context, argv []string) ([]byte, error) {
 	log.WithField("output", out.String()).Debug("cacerts: sibling ran")
 	return out.Bytes(), nil
 }
+
+// siblingMounts is the exec's mounts as the sibling gets them: read-only, a
+// mount at /tmp replaced by a private tmpfs, one added when there is none.
+func siblingMounts(mounts []bkexecutor.Mount) []bkexecutor.Mount {
+	out := make([]bkexecutor.Mount, 0, len(mounts)+1)
+	out = append(out, bkexecutor.Mount{Src: tmpfs{}, Dest: "/tmp"})
+	for _, m := range mounts {
+		if path.Clean("/"+m.Dest) == "/tmp" {
+			continue
+		}
+		m.Readonly = true
+		out = append(out, m)
+	}
+	return out
+}
+
+// tmpfs is a fresh tmpfs for every mount (executor.Mountable).
+type tmpfs struct{}
+
+// Mount implements executor.Mountable.
+func (tmpfs) Mount(context.Context, bool) (bkexecutor.MountableRef, error) { return tmpfsRef{}, nil }
+
+type tmpfsRef struct{}
+
+// Mount implements executor.MountableRef.
+func (tmpfsRef) Mount() ([]mount.Mount, func() error, error) {
+	return []mount.Mount{{
+		Type:    "tmpfs",
+		Source:  "tmpfs",
+		Options: []string{"nosuid", "nodev", "mode=1777", "size=268435456"},
+	}}, func() error { return nil }, nil
+}
+
+// IdentityMapping implements executor.MountableRef.
+func (tmpfsRef) IdentityMapping() *user.IdentityMapping { return nil }
 
 // cappedBuffer is an io.WriteCloser keeping the first max bytes written.
 type cappedBuffer struct {

@@ -38,15 +38,17 @@ func (r *recorder) get() []string {
 // fakeInner is a recording inner executor. A process whose argv[0] is in
 // fail exits with that error; "block" waits for its context.
 type fakeInner struct {
-	rec   *recorder
-	fail  map[string]error
-	metas []bkexecutor.ProcessInfo
-	mu    sync.Mutex
+	rec    *recorder
+	fail   map[string]error
+	metas  []bkexecutor.ProcessInfo
+	mounts [][]bkexecutor.Mount
+	mu     sync.Mutex
 }
 
 func (f *fakeInner) Run(ctx context.Context, id string, root bkexecutor.Mount, mounts []bkexecutor.Mount, p bkexecutor.ProcessInfo, started chan<- struct{}) (resourcestypes.Recorder, error) {
 	f.mu.Lock()
 	f.metas = append(f.metas, p)
+	f.mounts = append(f.mounts, mounts)
 	f.mu.Unlock()
 	name := p.Meta.Args[0]
 	f.rec.add("run " + name)
@@ -295,6 +297,17 @@ func TestSiblingProcess(t *testing.T) {
 	}
 	if sib.Stdin != nil || sib.Stdout == userOut || sib.Stderr == userOut {
 		t.Error("sibling must not share the user's stdio")
+	}
+	if h.inner.mounts[0][0].Dest != "/tmp" || h.inner.mounts[0][0].Readonly {
+		t.Errorf("sibling's first mount %+v, want its own writable tmpfs at /tmp", h.inner.mounts[0][0])
+	}
+	for _, m := range h.inner.mounts[0][1:] {
+		if !m.Readonly {
+			t.Errorf("sibling's mount at %s is writable; want every mount but /tmp read-only", m.Dest)
+		}
+	}
+	if h.inner.mounts[1][0].Readonly {
+		t.Error("the user's mounts must be passed untouched")
 	}
 	if strings.Contains(userOut.String(), "update-ca-certificates") {
 		t.Errorf("sibling output reached the user's output: %q", userOut.String())

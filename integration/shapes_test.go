@@ -213,6 +213,20 @@ func TestSiblingMounts(t *testing.T) {
 	if a, b := describe(got), describe(want); a != b {
 		t.Errorf("RUN layer differs from the same RUN without injection:\nwith:    %s\nwithout: %s", a, b)
 	}
+
+	// A cache mount over /etc/ssl/certs: the sibling sees it read-only, so
+	// the tool cannot write the user's cache (DESIGN.md invariant 7); the
+	// RUN runs (without the CAs) and the cache stays empty. The listing
+	// runs while an install is active, so it would see a write.
+	cacheRun := "RUN --mount=type=cache,id=certs,target=/etc/ssl/certs true\n" +
+		"RUN --mount=type=cache,id=certs,target=/etc/ssl/certs ls -A /etc/ssl/certs | sed 's/^/cache-holds: /'; echo cache-listed\n"
+	_, logs, err = e.build(t, d, "FROM "+e.image+"\n"+cacheRun)
+	if err != nil {
+		t.Fatalf("cache over /etc/ssl/certs: %v\n%s", err, logs)
+	}
+	if !strings.Contains(logs, "cache-listed") || strings.Contains(logs, "cache-holds: ") {
+		t.Errorf("the user's cache mount over /etc/ssl/certs was written:\n%s", logs)
+	}
 }
 
 // runLayerStart is the index of the first layer the Dockerfile's RUNs made:
