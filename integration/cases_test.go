@@ -83,6 +83,10 @@ type mxCase struct {
 	Check func(t *testing.T, k daemonKind, logs string)
 	// Concurrent builds that many variants at once on each daemon.
 	Concurrent int
+	// WantDiffs, when set, are the differences the comparison must find
+	// (each the suffix of one reported line, nothing else): the harness's
+	// self-check that a trace is seen.
+	WantDiffs []string
 }
 
 // header is the stages every Dockerfile starts with: tlsget's image and
@@ -362,6 +366,15 @@ func matrixCases(e *matrixEnv, im *mxImage) []mxCase {
 	}
 	cs = append(cs, mxCase{Name: "steps-20", Dockerfile: steps, Expect: expectTrusted})
 
+	// Self-check of the comparison: the RUN writes a file only when it
+	// trusts the CA, a planted "trace" the comparison must report.
+	cs = append(cs, mxCase{
+		Name: "self-check",
+		Dockerfile: start + im.run("", p+"if { "+e.clientCmd(im, im.Primary, "ca")+" ; } >/dev/null 2>&1; then echo planted > "+
+			im.writeDir()+"/planted-trace; fi\n"),
+		Expect:    expectTrusted,
+		WantDiffs: planted(im.writeDir()),
+	})
 	cs = append(cs, mxCase{
 		Name:       "concurrent-8",
 		Dockerfile: start + im.run("", "echo {{N}} > "+im.writeDir()+"/variant\n"+p),
@@ -369,6 +382,16 @@ func matrixCases(e *matrixEnv, im *mxImage) []mxCase {
 		Concurrent: 8,
 	})
 	return cs
+}
+
+// planted are the differences the self-check's file in dir makes: the file
+// and, below the root, its directory.
+func planted(dir string) []string {
+	d := []string{strings.TrimPrefix(dir+"/planted-trace", "/") + ": only with injection (file, 8 bytes)"}
+	if dir != "" {
+		d = append(d, strings.TrimPrefix(dir, "/")+": only with injection (dir)")
+	}
+	return d
 }
 
 func contains(list []string, s string) bool {

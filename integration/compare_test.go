@@ -146,6 +146,12 @@ func (e *matrixEnv) runPair(t *testing.T, im *mxImage, c mxCase, df, label, repo
 		t.Errorf("%scomparing the images: %v", label, err)
 		return
 	}
+	if c.WantDiffs != nil {
+		if !matchDiffs(diffs, c.WantDiffs) {
+			t.Errorf("%sthe comparison reported %q, want exactly the planted differences %q", label, diffs, c.WantDiffs)
+		}
+		return
+	}
 	if len(diffs) > 0 {
 		t.Errorf("%sthe image built with injection differs from the one built without (%d differences; mtimes ignored only for entries the process wrote):\n  %s\ndaemon log (cacerts, warnings):\n%s",
 			label, len(diffs), strings.Join(diffs, "\n  "), daemonLogFor(e.daemons[withCA], 40))
@@ -170,9 +176,43 @@ func (e *matrixEnv) compare(ctx context.Context, without, with mxBuildOut) ([]st
 	// definition (BuildKit shares the vertex, e.g. the COPY of tlsget) is
 	// older than this build but still newer than the session.
 	since := e.started.Add(-time.Second) // file times use the kernel's coarse clock
-	return layerdiff.CompareImages(want, got, func(w layerdiff.Layer) layerdiff.Options {
+	diffs, err := layerdiff.CompareImages(want, got, func(w layerdiff.Layer) layerdiff.Options {
 		return layerdiff.Options{IgnoreMtime: w.WrittenSince(since)}
 	})
+	if err != nil {
+		return nil, err
+	}
+	cd, err := configDiffs(want, got)
+	return append(cd, diffs...), err
+}
+
+// configDiffs compares the image configs (environment, user, entrypoint,
+// labels, …, and the history's steps) without their timestamps: injection
+// must not change them either.
+func configDiffs(want, got v1.Image) ([]string, error) {
+	wc, err := want.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	gc, err := got.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	var d []string
+	if a, b := fmt.Sprintf("%+v", wc.Config), fmt.Sprintf("%+v", gc.Config); a != b {
+		d = append(d, fmt.Sprintf("config: %s without, %s with injection", a, b))
+	}
+	steps := func(c *v1.ConfigFile) string {
+		var s []string
+		for _, h := range c.History {
+			s = append(s, fmt.Sprintf("%s empty=%v", h.CreatedBy, h.EmptyLayer))
+		}
+		return strings.Join(s, "\n")
+	}
+	if a, b := steps(wc), steps(gc); a != b {
+		d = append(d, fmt.Sprintf("config history: %q without, %q with injection", a, b))
+	}
+	return d, nil
 }
 
 func (e *matrixEnv) pulled(ctx context.Context, ref string) (v1.Image, error) {
@@ -185,6 +225,28 @@ func (e *matrixEnv) pulled(ctx context.Context, ref string) (v1.Image, error) {
 		return nil, fmt.Errorf("reading the pushed image %s: %w", ref, err)
 	}
 	return img, nil
+}
+
+// matchDiffs reports whether every difference ends with one of want and
+// every want is matched once.
+func matchDiffs(diffs, want []string) bool {
+	if len(diffs) != len(want) {
+		return false
+	}
+	used := make([]bool, len(diffs))
+	for _, w := range want {
+		found := false
+		for i, d := range diffs {
+			if !used[i] && strings.HasSuffix(d, w) {
+				used[i], found = true, true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 var probeLine = regexp.MustCompile(`(?m)^@@probe (\S+) (\S+) (\S+) rc=(\d+)\s*$`)
