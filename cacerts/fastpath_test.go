@@ -232,3 +232,23 @@ func sortedKeys(m map[string][]byte) []string {
 	}
 	return out
 }
+
+// TestFastPathIgnoresWhatRunPartsSkips: update.d entries run-parts would not
+// run (a name outside [A-Za-z0-9_-], or not executable) keep the fast path.
+func TestFastPathIgnoresWhatRunPartsSkips(t *testing.T) {
+	host := hostCerts(t, 2)
+	set := testSet(t, genCAs(t, 1)...)
+	root := filepath.Join(t.TempDir(), "root")
+	treespec.Build(t, root, append(debianSpecs(t, host),
+		"file etc/ca-certificates/update.d/jks-keystore.dpkg-old x mode=0755",
+		"file etc/ca-certificates/update.d/README x mode=0644",
+	)...)
+	fsys := openRoot(t, root)
+	p, err := NewPlan(context.Background(), fsys, detect(t, fsys), set, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Method != MethodFast {
+		t.Errorf("method %s (%s), want fast", p.Method, p.Reason)
+	}
+}
