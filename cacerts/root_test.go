@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -278,6 +279,106 @@ func TestCommandPathChroot(t *testing.T) {
 			if d := diffSnap(orig, after); len(d) > 0 {
 				t.Errorf("tree after revert vs original:\n%s", strings.Join(d, "\n"))
 			}
+		})
+	}
+}
+
+// TestOverlayLayerEmptyAfterRevert installs and reverts through a real
+// kernel overlay, as BuildKit's pooled root is one, and then checks the
+// upper layer the way BuildKit's overlay differ does: every entry left in it
+// must equal the lower one in mode, owner, size and mtime to the nanosecond
+// (and content, for files), directories in mode and owner; no whiteout. So
+// the exec's layer, as committed, would be empty.
+func TestOverlayLayerEmptyAfterRevert(t *testing.T) {
+	testenv.RequiresRoot(t)
+	for _, m := range []Method{MethodFast, MethodCommand} {
+		t.Run(m.String(), func(t *testing.T) {
+			lower := testimages.Rootfs(t, testimages.DebianBookwormTLS)
+			dir := t.TempDir()
+			upper, work, merged := filepath.Join(dir, "upper"), filepath.Join(dir, "work"), filepath.Join(dir, "merged")
+			for _, d := range []string{upper, work, merged} {
+				if err := os.Mkdir(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			opts := "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work + ",index=off,redirect_dir=off"
+			if out, err := exec.Command("mount", "-t", "overlay", "overlay", "-o", opts, merged).CombinedOutput(); err != nil {
+				t.Skipf("overlay mount: %v: %s", err, out)
+			}
+			mounted := true
+			umount := func() {
+				if mounted {
+					exec.Command("umount", merged).Run()
+					mounted = false
+				}
+			}
+			defer umount()
+
+			set := testSet(t, genCAs(t, 3)...)
+			fsys := openRoot(t, merged)
+			j, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{Strict: true, Method: m, Runner: chrootRunner{root: merged}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ents, _ := os.ReadDir(filepath.Join(upper, "etc/ssl/certs")); len(ents) == 0 {
+				t.Fatal("nothing reached the upper layer: the test would prove nothing")
+			}
+			fsys2 := openRoot(t, merged)
+			if err := j.Revert(context.Background(), fsys2); err != nil {
+				t.Fatal(err)
+			}
+			fsys.Close()
+			fsys2.Close()
+			umount()
+
+			left := 0
+			err = filepath.WalkDir(upper, func(p string, d os.DirEntry, err error) error {
+				if err != nil || p == upper {
+					return err
+				}
+				rel, _ := filepath.Rel(upper, p)
+				left++
+				var us, ls syscall.Stat_t
+				if err := syscall.Lstat(p, &us); err != nil {
+					return err
+				}
+				if us.Mode&syscall.S_IFMT == syscall.S_IFCHR && us.Rdev == 0 {
+					t.Errorf("%s: whiteout left in the upper layer", rel)
+					return nil
+				}
+				if err := syscall.Lstat(filepath.Join(lower, rel), &ls); err != nil {
+					t.Errorf("%s: in the upper layer but not in the lower: %v", rel, err)
+					return nil
+				}
+				if us.Mode != ls.Mode || us.Uid != ls.Uid || us.Gid != ls.Gid {
+					t.Errorf("%s: mode/owner %o %d:%d, lower %o %d:%d", rel, us.Mode, us.Uid, us.Gid, ls.Mode, ls.Uid, ls.Gid)
+				}
+				if us.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+					return nil
+				}
+				if us.Size != ls.Size || us.Mtim != ls.Mtim {
+					t.Errorf("%s: size/mtime %d %v, lower %d %v", rel, us.Size, us.Mtim, ls.Size, ls.Mtim)
+				}
+				switch us.Mode & syscall.S_IFMT {
+				case syscall.S_IFREG:
+					a, _ := os.ReadFile(p)
+					b, _ := os.ReadFile(filepath.Join(lower, rel))
+					if string(a) != string(b) {
+						t.Errorf("%s: content differs from the lower", rel)
+					}
+				case syscall.S_IFLNK:
+					a, _ := os.Readlink(p)
+					b, _ := os.Readlink(filepath.Join(lower, rel))
+					if a != b {
+						t.Errorf("%s: link %q, lower %q", rel, a, b)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%d entries left in the upper layer, all equal to the lower", left)
 		})
 	}
 }
