@@ -291,9 +291,21 @@ func TestCommandPathChroot(t *testing.T) {
 // the exec's layer, as committed, would be empty.
 func TestOverlayLayerEmptyAfterRevert(t *testing.T) {
 	testenv.RequiresRoot(t)
-	for _, m := range []Method{MethodFast, MethodCommand} {
-		t.Run(m.String(), func(t *testing.T) {
-			lower := testimages.Rootfs(t, testimages.DebianBookwormTLS)
+	cases := []struct {
+		image string
+		m     Method
+		want  Method
+	}{
+		{testimages.DebianBookwormTLS, MethodFast, MethodFast},
+		{testimages.DebianBookwormTLS, MethodCommand, MethodCommand},
+		{testimages.DebianBookwormMin, MethodAuto, MethodGeneric},
+		{testimages.Busybox, MethodAuto, MethodGeneric},
+		{testimages.ScratchGo, MethodAuto, MethodGeneric},
+	}
+	for _, tc := range cases {
+		m := tc.m
+		t.Run(tc.image+"/"+m.String(), func(t *testing.T) {
+			lower := testimages.Rootfs(t, tc.image)
 			dir := t.TempDir()
 			upper, work, merged := filepath.Join(dir, "upper"), filepath.Join(dir, "work"), filepath.Join(dir, "merged")
 			for _, d := range []string{upper, work, merged} {
@@ -319,6 +331,9 @@ func TestOverlayLayerEmptyAfterRevert(t *testing.T) {
 			j, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{Strict: true, Method: m, Runner: chrootRunner{root: merged}})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if j.Method() != tc.want {
+				t.Fatalf("method %s, want %s", j.Method(), tc.want)
 			}
 			if ents, _ := os.ReadDir(filepath.Join(upper, "etc/ssl/certs")); len(ents) == 0 {
 				t.Fatal("nothing reached the upper layer: the test would prove nothing")
