@@ -61,16 +61,6 @@ func scalingRow(w func(string, ...any), label string, plain, fast *cell) {
 	w("| %s | %s | %s | %s | %s | %s |\n", label, pm, fm, frng, cmpRatio(fast, plain), cmpOverhead(fast, plain))
 }
 
-func cmpRatio(c, plain *cell) string {
-	if c == nil || plain == nil || c.Sample.N() == 0 || plain.Sample.N() == 0 {
-		return "–"
-	}
-	return fmtRatio(ratio(c.Sample.Median(), plain.Sample.Median()))
-}
+func cmpRatio(c, plain *cell) string { return compare(c, plain).ratioText() }
 
-func cmpOverhead(c, plain *cell) string {
-	if c == nil || plain == nil || c.Sample.N() == 0 || plain.Sample.N() == 0 {
-		return "–"
-	}
-	return signedMS(c.Sample.Median() - plain.Sample.Median())
-}
+func cmpOverhead(c, plain *cell) string { return compare(c, plain).overheadText() }

@@ -119,3 +119,18 @@ func rotate[T any](xs []T, k int) []T {
 	k %= len(xs)
 	return append(slices.Clone(xs[k:]), xs[:k]...)
 }
+
+// paired compares s with base round by round: in each round the two ran
+// back to back, so the ratio and the difference of the two rounds' medians
+// cancel the machine's drift between rounds. Rounds pair by index.
+func paired(s, base *Sample) (ratios Floats, diffs []time.Duration) {
+	n := min(len(s.Rounds), len(base.Rounds))
+	for i := range n {
+		a, b := median(s.Rounds[i]), median(base.Rounds[i])
+		if b > 0 {
+			ratios = append(ratios, float64(a)/float64(b))
+		}
+		diffs = append(diffs, a-b)
+	}
+	return ratios, diffs
+}

@@ -187,10 +187,10 @@ func TestReport(t *testing.T) {
 	}
 	md := report(r)
 	for _, s := range []string{
-		"| debian-bookworm-tls | fast | 30 × 1 | 102.0 | 102.0–102.0 | 1.020 | +2.0 | fast ×2, generic ×1, 4 ms |",
+		"| debian-bookworm-tls | fast | 30 × 1 | 102.0 | 102.0–102.0 | 1.020 (1.02–1.02) | +2.0 | fast ×2, generic ×1, 4 ms |",
 		"| debian-bookworm-tls | command | 10 × 1 | 2100.0 |",
 		"| busybox | command | 10 × 0 | failed | no tool / here |",
-		"| 1000 | 130.0 | 130.0–130.0 | 1.300 | +30.0 |",
+		"| 1000 | 130.0 | 130.0–130.0 | 1.300 (1.30–1.30) | +30.0 |",
 		"| 146 (as shipped) | 100.0 | 101.0 |",
 		"| 8 | fast | 9.70 | 9.70–9.70 | 101.0 | 97.0 % |",
 		"| fast | buildkitd-cacerts, mode=auto, 1 CA(s) | 91.0 | – | 105.0 | 105.0 % |",
@@ -232,5 +232,18 @@ func TestMergeMemory(t *testing.T) {
 	}
 	if ms[2].Spec.Name != "cas-10" || ms[2].After["scaling"] != 9 {
 		t.Errorf("cas-10: %+v", ms[2])
+	}
+}
+
+func TestPaired(t *testing.T) {
+	// Drift: round 2 is twice as slow for both; the paired ratio stays 1.1.
+	a := Sample{Rounds: [][]time.Duration{{110}, {220}, {110, 110}}}
+	b := Sample{Rounds: [][]time.Duration{{100}, {200}}}
+	rs, ds := paired(&a, &b)
+	if len(rs) != 2 || math.Abs(rs[0]-1.1) > 1e-9 || math.Abs(rs[1]-1.1) > 1e-9 {
+		t.Errorf("ratios = %v", rs)
+	}
+	if !slices.Equal(ds, []time.Duration{10, 20}) {
+		t.Errorf("diffs = %v", ds)
 	}
 }
