@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -350,5 +351,40 @@ func TestSimulateRehash(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// removeFailFS fails every Remove.
+type removeFailFS struct{ FS }
+
+func (f removeFailFS) Remove(p string) error {
+	return &fs.PathError{Op: "remove", Path: p, Err: syscall.EROFS}
+}
+
+func TestRevertFailureNamesWhatIsLeft(t *testing.T) {
+	set := testSet(t, genCAs(t, 1)...)
+	root := filepath.Join(t.TempDir(), "root")
+	treespec.Build(t, root, debianSpecs(t, hostCerts(t, 2))...)
+	fsys := openRoot(t, root)
+	j, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{Strict: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = j.Revert(context.Background(), removeFailFS{openRoot(t, root)})
+	if err == nil {
+		t.Fatal("revert with failing removals reported no error")
+	}
+	anchor := "/usr/local/share/ca-certificates/" + set.Certs[0].Name + ".crt"
+	for _, want := range []string{anchor, "/etc/ssl/certs/" + set.Certs[0].Name + ".pem", "our changes may be left"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s:\n%v", want, err)
+		}
+	}
+	if !errors.Is(err, syscall.EROFS) {
+		t.Errorf("error does not wrap the cause: %v", err)
+	}
+	// A second Revert is a no-op.
+	if err := j.Revert(context.Background(), openRoot(t, root)); err != nil {
+		t.Errorf("second revert: %v", err)
 	}
 }
