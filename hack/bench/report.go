@@ -209,7 +209,10 @@ func report(r *results) string {
 		w("tool before and after, in sibling containers); **upstream** = %s.\n\n", specUpstream.Describe())
 		w("**install** is what the daemon's log says about each install on that image (`CA certificates\n")
 		w("installed`: the method, and the install's own time, median ms; the revert is not in it).\n\n")
-		w("| image | config | steps × rounds | ms/step (median) | min–max | ratio to plain | overhead ms/step | install |\n|---|---|---|---|---|---|---|---|\n")
+		w("**daemon CPU** is the daemon process's own CPU time per step (user + system, `/proc/PID/stat`,\n")
+		w("median over builds; 10 ms ticks over a whole build) and, after the slash, that of its reaped\n")
+		w("children (runc and the containers). It is far less sensitive to the machine's load than wall time.\n\n")
+		w("| image | config | steps × rounds | ms/step (median) | min–max | ratio to plain | overhead ms/step | daemon CPU ms/step | install |\n|---|---|---|---|---|---|---|---|---|\n")
 		for _, key := range p.Images {
 			row := r.Overhead[key]
 			plain := row["plain"]
@@ -221,7 +224,7 @@ func report(r *results) string {
 				m, rng := stepCell(c)
 				cm := compare(c, plain)
 				rt, ov := cm.ratioText(), cm.overheadText()
-				w("| %s | %s | %d × %d | %s | %s | %s | %s | %s |\n", key, name, c.Steps, len(c.Sample.Rounds), m, rng, rt, ov, installCol(r, name, key))
+				w("| %s | %s | %d × %d | %s | %s | %s | %s | %s | %s |\n", key, name, c.Steps, len(c.Sample.Rounds), m, rng, rt, ov, cpuCol(c), installCol(r, name, key))
 			}
 		}
 		w("\n")
@@ -322,4 +325,12 @@ func installCol(r *results, daemon, imageKey string) string {
 		s += fmt.Sprintf(", %.0f ms", Floats(st.MS).Median())
 	}
 	return s
+}
+
+// cpuCol is "self / children" daemon CPU ms per step.
+func cpuCol(c *cell) string {
+	if c == nil || len(c.CPUSelf) == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f / %.1f", c.CPUSelf.Median(), c.CPUChildren.Median())
 }

@@ -17,20 +17,20 @@ func scalingReport(b *strings.Builder, r *results) {
 	w(" plain (empty CA dir) on the same image in the same rounds.\n\n")
 
 	w("### CAs in the engine's directory\n\n")
-	w("| CAs | ms/step (median) | min–max | ratio to plain | overhead ms/step | install (log) |\n|---|---|---|---|---|---|\n")
+	w("| CAs | ms/step (median) | min–max | ratio to plain | overhead ms/step | daemon CPU ms/step | install (log) |\n|---|---|---|---|---|---|---|\n")
 	plain := g[tls]["plain"]
 	m, rng := stepCell(plain)
-	w("| 0 (plain) | %s | %s | 1 | 0 | – |\n", m, rng)
+	w("| 0 (plain) | %s | %s | 1 | 0 | %s | – |\n", m, rng, cpuCol(plain))
 	for _, n := range p.CACounts {
 		c := g[tls][specCAs(n).Name]
 		m, rng := stepCell(c)
-		w("| %d | %s | %s | %s | %s | %s |\n", n, m, rng, cmpRatio(c, plain), cmpOverhead(c, plain), installCol(r, specCAs(n).Name, tls))
+		w("| %d | %s | %s | %s | %s | %s | %s |\n", n, m, rng, cmpRatio(c, plain), cmpOverhead(c, plain), cpuCol(c), installCol(r, specCAs(n).Name, tls))
 	}
 	w("\n")
 
 	w("### Image layers\n\n")
 	w("Small layers (one file each) appended to debian-bookworm-tls with go-containerregistry's `mutate`.\n\n")
-	w("| layers | plain ms/step | fast ms/step | fast min–max | ratio | overhead ms/step |\n|---|---|---|---|---|---|\n")
+	w("| layers | plain ms/step | fast ms/step | fast min–max | ratio | overhead ms/step | daemon CPU plain → fast |\n|---|---|---|---|---|---|---|\n")
 	for _, n := range p.LayerCounts {
 		key := fmt.Sprintf("%s+%dlayers", tls, n)
 		if im := r.Images[tls]; im != nil && n <= im.Layers {
@@ -43,7 +43,7 @@ func scalingReport(b *strings.Builder, r *results) {
 	w("### Bundle size\n\n")
 	w("/etc/ssl/certs/ca-certificates.crt as the image ships it, and grown to 5,000 certificates (ECDSA\n")
 	w("P-256, ~0.7 KB each) in an extra layer.\n\n")
-	w("| certificates in the bundle | plain ms/step | fast ms/step | fast min–max | ratio | overhead ms/step |\n|---|---|---|---|---|---|\n")
+	w("| certificates in the bundle | plain ms/step | fast ms/step | fast min–max | ratio | overhead ms/step | daemon CPU plain → fast |\n|---|---|---|---|---|---|---|\n")
 	for _, n := range p.BundleSizes {
 		key := fmt.Sprintf("%s+bundle%d", tls, n)
 		label := fmt.Sprint(n)
@@ -58,7 +58,7 @@ func scalingReport(b *strings.Builder, r *results) {
 func scalingRow(w func(string, ...any), label string, plain, fast *cell) {
 	pm, _ := stepCell(plain)
 	fm, frng := stepCell(fast)
-	w("| %s | %s | %s | %s | %s | %s |\n", label, pm, fm, frng, cmpRatio(fast, plain), cmpOverhead(fast, plain))
+	w("| %s | %s | %s | %s | %s | %s | %s → %s |\n", label, pm, fm, frng, cmpRatio(fast, plain), cmpOverhead(fast, plain), cpuCol(plain), cpuCol(fast))
 }
 
 func cmpRatio(c, plain *cell) string { return compare(c, plain).ratioText() }

@@ -29,6 +29,10 @@ func stepsDockerfile(im *image, n int, token string) string {
 type buildResult struct {
 	Steps []time.Duration // RUN steps' durations
 	Wall  time.Duration
+	// CPU time of the daemon itself and of its reaped children (runc,
+	// containers) during the build; meaningful when the build ran alone on
+	// its daemon.
+	CPUSelf, CPUChildren time.Duration
 }
 
 var tokenSeq struct {
@@ -56,6 +60,7 @@ func (e *env) build(ctx context.Context, s daemonSpec, im *image, n int) (buildR
 	defer c.Close()
 	bctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()
+	self0, child0, cpuErr := d.CPU()
 	token := nextToken()
 	e.installs.expect(token, im.Key)
 	res, err := harness.Build(bctx, c, harness.BuildOpt{Dockerfile: stepsDockerfile(im, n, token), NoCache: true})
@@ -71,6 +76,9 @@ func (e *env) build(ctx context.Context, s daemonSpec, im *image, n int) (buildR
 		return buildResult{}, fmt.Errorf("%s on %s: %d RUN steps ran, want %d", im.Key, s.Name, len(runs), n)
 	}
 	out := buildResult{Wall: res.Wall}
+	if self1, child1, err := d.CPU(); err == nil && cpuErr == nil {
+		out.CPUSelf, out.CPUChildren = self1-self0, child1-child0
+	}
 	for _, r := range runs {
 		out.Steps = append(out.Steps, r.Duration())
 	}
@@ -99,7 +107,10 @@ type cell struct {
 	Steps  int // RUN steps per build
 	Sample Sample
 	Wall   Floats // seconds per build
-	Err    string // the first failure, if any
+	// Daemon CPU per RUN step, ms, one value per build: itself, and its
+	// reaped children (runc and the containers).
+	CPUSelf, CPUChildren Floats
+	Err                  string // the first failure, if any
 }
 
 func (c *cell) record(r buildResult, err error) {
@@ -112,6 +123,10 @@ func (c *cell) record(r buildResult, err error) {
 	}
 	c.Sample.Add(r.Steps)
 	c.Wall = append(c.Wall, r.Wall.Seconds())
+	if n := len(r.Steps); n > 0 {
+		c.CPUSelf = append(c.CPUSelf, msf(r.CPUSelf)/float64(n))
+		c.CPUChildren = append(c.CPUChildren, msf(r.CPUChildren)/float64(n))
+	}
 }
 
 // grid is a set of cells keyed by image key and daemon name.

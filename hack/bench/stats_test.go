@@ -145,7 +145,7 @@ func TestReport(t *testing.T) {
 		Overhead: grid{
 			"debian-bookworm-tls": {
 				"plain":    {Spec: specPlain, Image: tls, Steps: 30, Sample: sample(100, 100, 100)},
-				"fast":     {Spec: specFast, Image: tls, Steps: 30, Sample: sample(102, 102, 102)},
+				"fast":     {Spec: specFast, Image: tls, Steps: 30, Sample: sample(102, 102, 102), CPUSelf: Floats{3, 4}, CPUChildren: Floats{40}},
 				"command":  {Spec: specCommand, Image: tls, Steps: 10, Sample: sample(2100, 2100)},
 				"upstream": {Spec: specUpstream, Image: tls, Steps: 30, Sample: sample(99)},
 			},
@@ -187,7 +187,7 @@ func TestReport(t *testing.T) {
 	}
 	md := report(r)
 	for _, s := range []string{
-		"| debian-bookworm-tls | fast | 30 × 1 | 102.0 | 102.0–102.0 | 1.020 (1.02–1.02) | +2.0 | fast ×2, generic ×1, 4 ms |",
+		"| debian-bookworm-tls | fast | 30 × 1 | 102.0 | 102.0–102.0 | 1.020 (1.02–1.02) | +2.0 | 3.5 / 40.0 | fast ×2, generic ×1, 4 ms |",
 		"| debian-bookworm-tls | command | 10 × 1 | 2100.0 |",
 		"| busybox | command | 10 × 0 | failed | no tool / here |",
 		"| 1000 | 130.0 | 130.0–130.0 | 1.300 (1.30–1.30) | +30.0 |",

@@ -178,6 +178,10 @@ func (d *Daemon) Workers(ctx context.Context) ([]*client.WorkerInfo, error) {
 // PeakRSS returns the daemon process's peak resident set size in bytes.
 func (d *Daemon) PeakRSS() (int64, error) { return PeakRSS(d.PID()) }
 
+// CPU returns the CPU time the daemon used itself and that of its reaped
+// children (runc, containers); see ProcCPU.
+func (d *Daemon) CPU() (self, children time.Duration, err error) { return ProcCPU(d.PID()) }
+
 // Exited is closed when the daemon process has exited.
 func (d *Daemon) Exited() <-chan struct{} { return d.exited }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -166,5 +167,19 @@ func TestPKI(t *testing.T) {
 	}
 	if _, err := http.Get(srv.URL); err == nil {
 		t.Error("the system roots trusted the test CA")
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	stat := []byte("1234 (buildkitd (x) y) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 7 3 20 0 30 0 100 2000000 5000")
+	self, children, err := parseStatCPU(stat)
+	if err != nil || self != 3*time.Second || children != 100*time.Millisecond {
+		t.Errorf("self %v, children %v, %v; want 3s, 100ms", self, children, err)
+	}
+	if _, _, err := parseStatCPU([]byte("1 (x) S 1 2")); err == nil {
+		t.Error("accepted a short line")
+	}
+	if s, _, err := ProcCPU(os.Getpid()); err != nil || s < 0 {
+		t.Errorf("ProcCPU(self) = %v, %v", s, err)
 	}
 }
