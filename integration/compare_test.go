@@ -22,33 +22,20 @@ import (
 	"github.com/buildkit-cacerts/buildkit-cacerts/internal/layerdiff"
 )
 
-// Product bugs the matrix found (see integration/README.md for the
-// difference lists). Each names the package likely at fault.
-const (
-	bugJavaSiblingDpkg = "command path on the Java image: the sibling's update-ca-certificates runs the jks-keystore hook, " +
-		"which runs dpkg --triggers-only; the process's own dpkg then sees the sibling's var/lib/dpkg/status and commits " +
-		"var/lib/dpkg/status-old with the sibling's mtime (2024-01-01 without, build time with injection) — cacerts (command path journal)"
-	bugJavaHsperfdata = "command path on the Java image: revert removes /tmp/hsperfdata_root (made by the sibling's JVM) although the " +
-		"process's own JVM (keytool) uses it too, so tmp/ and tmp/hsperfdata_root/ are only without injection (process changes must win) — cacerts (command path journal)"
-	bugCacheOverCerts = "cache mount over /etc/ssl/certs on a Debian image: the plan falls back to the command path, the sibling's " +
-		"update-ca-certificates writes into the user's cache mount (invariant 7), then revert fails " +
-		"(\"removing /etc/ssl/certs/ca-certificates.crt: path is not in the root mount\") and the RUN fails — cacerts (plan) / executor (sibling mounts)"
-)
+// Product bugs the matrix found and still open (see integration/README.md
+// for the difference lists and the ones fixed since). Each names the
+// package likely at fault.
+const bugJavaSiblingDpkg = "command path on the Java image: the sibling's update-ca-certificates runs the jks-keystore hook, " +
+	"which runs dpkg --triggers-only; when the process runs dpkg itself, the layer holds var/lib/dpkg/status-old " +
+	"with an mtime from the install (2024-01-01 without injection) — cacerts (command path: dpkg bookkeeping restore, command.go)"
 
 // knownBugs are matrix cells that fail because of a product bug, keyed
 // "image/case". They are skipped through knownBug so the tree stays green;
 // CACERTS_KNOWN_BUGS=1 runs them.
-var knownBugs = func() map[string]string {
-	m := map[string]string{
-		"debian-bookworm-java/keytool":                bugJavaHsperfdata,
-		"debian-bookworm-java/purge-cacerts":          bugJavaSiblingDpkg,
-		"debian-bookworm-java/update-ca-certificates": bugJavaSiblingDpkg,
-	}
-	for _, im := range []string{"debian-bookworm-tls", "debian-trixie-tls", "debian-bookworm-java", "rootless-nonroot"} {
-		m[im+"/cache-over-certs"] = bugCacheOverCerts
-	}
-	return m
-}()
+var knownBugs = map[string]string{
+	"debian-bookworm-java/purge-cacerts":          bugJavaSiblingDpkg,
+	"debian-bookworm-java/update-ca-certificates": bugJavaSiblingDpkg,
+}
 
 // knownBug skips t naming a product bug that makes it fail.
 func knownBug(t *testing.T, bug string) {
