@@ -165,17 +165,25 @@ func (p *Plan) Apply(ctx context.Context, fsys FS) (*Journal, error) {
 	}
 	err = errors.Join(err, ferr)
 	if rerr := j.Revert(context.WithoutCancel(ctx), fsys); rerr != nil {
-		return nil, fmt.Errorf("installing CA certificates (%s): %w; rolling back: %w", p.Method, err, rerr)
+		return nil, fmt.Errorf("installing CA certificates (%s): %w; %w: %w", p.Method, err, ErrRollbackFailed, rerr)
 	}
 	return nil, fmt.Errorf("installing CA certificates (%s), rolled back: %w", p.Method, err)
 }
+
+// ErrRollbackFailed is wrapped by the error of an install that failed and
+// whose rollback failed too: some of our changes may be left in the layer.
+// Install returns such an error whatever Options.Strict says, and the caller
+// must fail the exec (DESIGN.md invariant 4: no layer with our CA is ever
+// committed).
+var ErrRollbackFailed = errors.New("rolling back the partial install failed")
 
 // Install plans and applies the CA install for one exec and returns the
 // journal whose Revert the caller defers (and must check: a revert failure
 // fails the exec). When the install fails, the partial install is rolled
 // back; without opt.Strict, Install then logs a warning and returns an empty
 // journal and no error, so the exec runs without the CAs; with Strict it
-// returns the error. One info line per exec is logged through bklog.G(ctx).
+// returns the error. When the rollback failed too, the error (wrapping
+// ErrRollbackFailed) is returned even without Strict. One info line per exec is logged through bklog.G(ctx).
 func Install(ctx context.Context, fsys FS, d *distro.Distro, set *Set, opt Options) (*Journal, error) {
 	start := time.Now()
 	log := bklog.G(ctx).WithField("cas", set.Len())
@@ -189,7 +197,7 @@ func Install(ctx context.Context, fsys FS, d *distro.Distro, set *Set, opt Optio
 		j, err = p.Apply(ctx, fsys)
 	}
 	if err != nil {
-		if opt.Strict {
+		if opt.Strict || errors.Is(err, ErrRollbackFailed) {
 			return nil, err
 		}
 		log.WithError(err).Warn("CA certificates not installed; the exec runs without them")

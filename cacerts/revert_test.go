@@ -388,3 +388,29 @@ func TestRevertFailureNamesWhatIsLeft(t *testing.T) {
 		t.Errorf("second revert: %v", err)
 	}
 }
+
+// failThenNoRemoveFS fails the n-th WriteFile and every Remove, so the
+// rollback of the failed install cannot finish.
+type failThenNoRemoveFS struct{ *failingFS }
+
+func (f failThenNoRemoveFS) Remove(p string) error {
+	return &fs.PathError{Op: "remove", Path: p, Err: syscall.EROFS}
+}
+
+func TestFailedRollbackIsAnErrorEvenWithoutStrict(t *testing.T) {
+	set := testSet(t, genCAs(t, 1)...)
+	root := filepath.Join(t.TempDir(), "root")
+	treespec.Build(t, root, debianSpecs(t, hostCerts(t, 2))...)
+	base := openRoot(t, root)
+	d := detect(t, base)
+	// Fail the second write: the first (the anchor) is then ours to remove,
+	// and removing it fails.
+	fsys := failThenNoRemoveFS{&failingFS{FS: base, n: 2}}
+	j, err := Install(context.Background(), fsys, d, set, Options{})
+	if err == nil {
+		t.Fatalf("install whose rollback failed returned no error (journal %v)", j.Paths())
+	}
+	if !errors.Is(err, ErrRollbackFailed) || !errors.Is(err, syscall.EROFS) {
+		t.Errorf("error does not wrap ErrRollbackFailed and the cause: %v", err)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/buildkit-cacerts/buildkit-cacerts/cacerts"
 	bkexecutor "github.com/moby/buildkit/executor"
 	resourcestypes "github.com/moby/buildkit/executor/resources/types"
 	"github.com/moby/buildkit/util/bklog"
@@ -98,7 +99,9 @@ func (w *wrapped) Run(ctx context.Context, id string, root bkexecutor.Mount, mou
 			}
 			revert = nil
 		}
-		if w.opts.Strict || ctx.Err() != nil {
+		// A failed rollback may have left our changes in the root: never
+		// run (and commit) the exec then, strict or not.
+		if w.opts.Strict || ctx.Err() != nil || errors.Is(err, cacerts.ErrRollbackFailed) {
 			return fail(fmt.Errorf("cacerts: installing CA certificates: %w", err))
 		}
 		log.WithError(err).Warn("cacerts: running without the engine's CA certificates: install failed")

@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/buildkit-cacerts/buildkit-cacerts/cacerts"
 	"github.com/containerd/containerd/v2/core/mount"
 	bkexecutor "github.com/moby/buildkit/executor"
 	resourcestypes "github.com/moby/buildkit/executor/resources/types"
@@ -196,6 +198,15 @@ func TestWrapOrder(t *testing.T) {
 			setup:   func(h *harness) { h.inst.installErr = errors.New("no bundle") },
 			want:    []string{"mount root", "mount cache", "install", "run update-ca-certificates", "release cache", "release root"},
 			wantErr: "no bundle",
+		},
+		{
+			name: "install fails and its rollback fails: process does not run, even without strict",
+			args: "user",
+			setup: func(h *harness) {
+				h.inst.installErr = fmt.Errorf("no bundle; %w: left x.pem", cacerts.ErrRollbackFailed)
+			},
+			want:    []string{"mount root", "mount cache", "install", "run update-ca-certificates", "release cache", "release root"},
+			wantErr: "left x.pem",
 		},
 		{
 			name:  "sibling fails, process runs without CAs",
