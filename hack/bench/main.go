@@ -59,6 +59,7 @@ type options struct {
 	sections    map[string]bool
 	out, svg    string
 	jsonOut     string
+	notes       string
 	replot      string
 	profileDir  string
 	profileSecs int
@@ -82,6 +83,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.out, "out", "", "markdown report path (default docs/benchmarks.md; none with -quick)")
 	fs.StringVar(&o.svg, "svg", "", "chart path (default: the report's path with .svg)")
 	fs.StringVar(&o.jsonOut, "json", "", "also write the raw results as JSON here (default: a file in the temp dir)")
+	fs.StringVar(&o.notes, "notes", "hack/bench/findings.md", "Markdown inserted after the targets (what the profiles show, named fixes); none if missing")
 	fs.StringVar(&o.replot, "replot", "", "render the report and chart again from a JSON results file, measure nothing")
 	fs.StringVar(&o.profileDir, "profile-dir", "", "where the profile section keeps its CPU profiles (default: a new directory in the temp dir)")
 	fs.IntVar(&o.profileSecs, "profile-seconds", 12, "length of each CPU profile")

@@ -201,6 +201,9 @@ func report(r *results) string {
 		w("| %s | %s | %s |\n", t.What, t.Measured, t.Met)
 	}
 	w("\n")
+	if r.Notes != "" {
+		w("%s\n\n", strings.TrimSpace(r.Notes))
+	}
 
 	if r.Overhead != nil {
 		w("## 1. Per-exec overhead\n\n")

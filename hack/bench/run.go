@@ -32,6 +32,7 @@ type results struct {
 	Images      map[string]*image
 	Installs    map[string]map[string]*installStats // daemon → image → what its log said
 	Params      params
+	Notes       string // hand-written findings (-notes), rendered after the targets
 }
 
 func run(ctx context.Context, o *options) (err error) {
@@ -90,6 +91,9 @@ func run(ctx context.Context, o *options) (err error) {
 
 // render prints the report and writes it and the chart where asked.
 func render(o *options, r *results) error {
+	if b, err := os.ReadFile(o.notes); err == nil {
+		r.Notes = string(b)
+	}
 	md := report(r)
 	fmt.Println(md)
 	if o.out != "" {
