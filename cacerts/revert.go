@@ -54,10 +54,10 @@ func (j *Journal) Revert(ctx context.Context, fsys FS) error {
 			dirs = append(dirs, e)
 			continue
 		}
-		if e.base.same(e.ours) {
+		n := now[e]
+		if e.base.same(e.ours) && j.linkedFromOurs(e, n) == nil {
 			continue // untouched by us
 		}
-		n := now[e]
 		if !j.inPlace(fsys, e, now) {
 			// A parent was swapped (for a symlink, another directory): the
 			// name now leads elsewhere, and what we wrote went with the old
@@ -68,6 +68,9 @@ func (j *Journal) Revert(ctx context.Context, fsys FS) error {
 		var err error
 		if e.ours.same(n) {
 			err = j.restore(fsys, e, n)
+		} else if x := j.linkedFromOurs(e, n); x != nil {
+			changed++
+			err = j.restoreLinked(fsys, e, n, x, log)
 		} else {
 			changed++
 			err = j.removeOurs(fsys, e, n, log)
@@ -234,6 +237,42 @@ func (j *Journal) removeOurs(fsys FS, e *entry, now state, log *logrus.Entry) er
 	}
 	log.WithField("path", e.path).Debug("process changed a CA file; removed only our certificates")
 	return nil
+}
+
+// linkedFromOurs returns the journaled entry x whose file, as we left it,
+// the process hard-linked (or renamed) to e's path: n is that very inode,
+// unchanged since we left it at x. dpkg does this on every database write
+// (status -> status-old, lib/dpkg/dump.c), so a process running dpkg after a
+// sibling's `dpkg --triggers-only` keeps our version of status as its
+// status-old. Without injection it would have kept x's base instead.
+func (j *Journal) linkedFromOurs(e *entry, n state) *entry {
+	if !n.isReg() {
+		return nil
+	}
+	for _, x := range j.entries {
+		if x != e && x.ours.isReg() && x.ours.dev == n.dev && x.ours.ino == n.ino &&
+			x.ours.size == n.size && x.ours.mtime.Equal(n.mtime) && x.base.isReg() && x.base.kept {
+			return x
+		}
+	}
+	return nil
+}
+
+// restoreLinked handles e, which the process made a link to our version of
+// x (see linkedFromOurs). Where that content equals x's base content, the
+// run without injection would have linked x's base file here: its mode,
+// owner and times are put back, and nothing else changes. Otherwise only our
+// contribution is removed, as for any file the process changed.
+func (j *Journal) restoreLinked(fsys FS, e *entry, n state, x *entry, log *logrus.Entry) error {
+	data, err := fsys.ReadFileLimit(e.path, maxBundle)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", e.path, err)
+	}
+	if !bytes.Equal(data, x.base.data) {
+		return j.removeOurs(fsys, e, n, log)
+	}
+	log.WithField("path", e.path).WithField("from", x.path).Debug("process linked our unchanged copy; restoring the base's metadata")
+	return restoreMeta(fsys, e.path, x.base, &n)
 }
 
 // removeLinksToOurs removes, in directory d, every symlink that points at

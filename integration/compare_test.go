@@ -22,20 +22,14 @@ import (
 	"github.com/buildkit-cacerts/buildkit-cacerts/internal/layerdiff"
 )
 
-// Product bugs the matrix found and still open (see integration/README.md
-// for the difference lists and the ones fixed since). Each names the
-// package likely at fault.
-const bugJavaSiblingDpkg = "command path on the Java image: the sibling's update-ca-certificates runs the jks-keystore hook, " +
-	"which runs dpkg --triggers-only; when the process runs dpkg itself, the layer holds var/lib/dpkg/status-old " +
-	"with an mtime from the install (2024-01-01 without injection) — cacerts (command path: dpkg bookkeeping restore, command.go)"
+// Product bugs the matrix found are listed in knownBugs while open (see
+// integration/README.md for the ones fixed since), each naming the package
+// likely at fault.
 
 // knownBugs are matrix cells that fail because of a product bug, keyed
 // "image/case". They are skipped through knownBug so the tree stays green;
 // CACERTS_KNOWN_BUGS=1 runs them.
-var knownBugs = map[string]string{
-	"debian-bookworm-java/purge-cacerts":          bugJavaSiblingDpkg,
-	"debian-bookworm-java/update-ca-certificates": bugJavaSiblingDpkg,
-}
+var knownBugs = map[string]string{}
 
 // knownBug skips t naming a product bug that makes it fail.
 func knownBug(t *testing.T, bug string) {
