@@ -185,6 +185,9 @@ func report(r *results) string {
 	w("which cancels the machine's drift between rounds. The targets use these.\n\n")
 	w("- Date: %s – %s (UTC)\n", r.Start.Format("2006-01-02 15:04"), r.End.Format("15:04"))
 	w("- Command: `%s` (as root)\n", strings.TrimSpace(p.Command))
+	if r.Commit != "" {
+		w("- Tree: %s\n", r.Commit)
+	}
 	w("- Rounds: %d (overhead, scaling), %d (concurrency). RUN steps per build: %d (overhead), %d (scaling), %d (concurrency), %d where a step takes seconds (mode=command, 1000 CAs)\n", p.Rounds, p.ConcRounds, p.Steps, p.ScalingSteps, p.ConcSteps, p.SlowSteps)
 	w("- Machine: %s, %d CPUs; kernel %s; %s; %s\n", r.Machine.CPU, r.Machine.CPUs, r.Machine.Kernel, r.Machine.Runc, r.Machine.Go)
 	w("- Memory (`free -h`):\n\n```\n%s\n```\n\n", r.Machine.Memory)

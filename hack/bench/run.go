@@ -33,13 +33,14 @@ type results struct {
 	Installs    map[string]map[string]*installStats // daemon → image → what its log said
 	Params      params
 	Notes       string // hand-written findings (-notes), rendered after the targets
+	Commit      string // the tree measured: git HEAD, and whether it had uncommitted changes
 }
 
 func run(ctx context.Context, o *options) (err error) {
 	if o.replot != "" {
 		return replot(o)
 	}
-	r := &results{Start: time.Now().UTC(), Machine: describeMachine(), Loads: map[string]string{}, Params: o.params}
+	r := &results{Start: time.Now().UTC(), Machine: describeMachine(), Loads: map[string]string{}, Params: o.params, Commit: gitCommit()}
 	e, err := newEnv(ctx, o)
 	defer func() {
 		if cerr := e.close(); cerr != nil {
@@ -207,6 +208,27 @@ func describeMachine() machine {
 		m.Runc = strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0]
 	}
 	return m
+}
+
+// gitCommit names the tree being measured: HEAD's short hash, and
+// "+ uncommitted changes in …" for tracked files changed in the work tree.
+func gitCommit() string {
+	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	s := strings.TrimSpace(string(out))
+	st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output()
+	if err == nil && len(bytes.TrimSpace(st)) > 0 {
+		var files []string
+		for _, l := range strings.Split(strings.TrimSpace(string(st)), "\n") {
+			if len(l) > 3 {
+				files = append(files, l[3:])
+			}
+		}
+		s += " + uncommitted changes in " + strings.Join(files, ", ")
+	}
+	return s
 }
 
 // loadAvg is the 1-, 5- and 15-minute load average.
