@@ -341,10 +341,24 @@ func (j *Journal) restoreDir(fsys FS, e *entry, now state) error {
 			}
 		}
 	}
+	// Look again: our own removals in it changed its mtime since now.
+	cur, err := lstat(fsys, e.path, false)
+	if err != nil {
+		return fmt.Errorf("restoring %s: %w", e.path, err)
+	}
 	if e.ours.same(now) {
-		return restoreMeta(fsys, e.path, e.base, &now)
+		if cur.mode == e.base.mode && cur.uid == e.base.uid && cur.gid == e.base.gid && cur.mtime.Equal(e.base.mtime) {
+			// Already the base: nothing to put back. This is also the case
+			// of a mount point we never wrote in (a rollback after a write
+			// into another mount was refused), which must not be touched.
+			return nil
+		}
+		return restoreMeta(fsys, e.path, e.base, &cur)
 	}
 	// The process changed the directory: keep its mtime, not ours.
+	if cur.mtime.Equal(now.mtime) {
+		return nil
+	}
 	if err := fsys.Lchtimes(e.path, now.atime, now.mtime); err != nil {
 		return fmt.Errorf("restoring mtime of %s: %w", e.path, err)
 	}
