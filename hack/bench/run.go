@@ -219,14 +219,16 @@ func gitCommit() string {
 	}
 	s := strings.TrimSpace(string(out))
 	st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output()
-	if err == nil && len(bytes.TrimSpace(st)) > 0 {
+	if err == nil {
 		var files []string
-		for _, l := range strings.Split(strings.TrimSpace(string(st)), "\n") {
+		for _, l := range strings.Split(string(st), "\n") { // "XY path": X may be a space
 			if len(l) > 3 {
 				files = append(files, l[3:])
 			}
 		}
-		s += " + uncommitted changes in " + strings.Join(files, ", ")
+		if len(files) > 0 {
+			s += " + uncommitted changes in " + strings.Join(files, ", ")
+		}
 	}
 	return s
 }
