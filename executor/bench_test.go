@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/buildkit-cacerts/buildkit-cacerts/cacerts"
 	bkexecutor "github.com/moby/buildkit/executor"
 )
 
@@ -37,6 +38,25 @@ func BenchmarkWrapRunOptOut(b *testing.B) {
 	h := newHarness()
 	w := Wrap(h.inner, Options{Installer: h.inst})
 	p := bkexecutor.ProcessInfo{Meta: bkexecutor.Meta{Args: []string{"user"}, Env: []string{"PATH=/bin", OptOutEnv + "=off"}}}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := w.Run(ctx, "", h.root, h.mnts, p, nil); err != nil {
+			b.Fatal(err)
+		}
+		h.rec.events = h.rec.events[:0]
+		h.inner.metas = h.inner.metas[:0]
+		h.inner.mounts = h.inner.mounts[:0]
+	}
+}
+
+// BenchmarkWrapRunEmptyCASet is the cost of a Run when the engine's CA set is
+// empty (the default installer, nothing to install): what every exec of a
+// daemon without CAs pays.
+func BenchmarkWrapRunEmptyCASet(b *testing.B) {
+	h := newHarness()
+	w := Wrap(h.inner, Options{CAs: staticCAs{set: &cacerts.Set{}}})
+	p := bkexecutor.ProcessInfo{Meta: bkexecutor.Meta{Args: []string{"user"}}}
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {

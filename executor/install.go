@@ -29,6 +29,17 @@ type defaultInstaller struct {
 
 // Install implements Installer.
 func (d *defaultInstaller) Install(ctx context.Context, c *Container) (Revert, error) {
+	set, err := d.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return d.install(ctx, c, set)
+}
+
+// load reads the engine's CA set; nil (no error) when there is no source.
+// Wrap calls it before mounting the container's specs, so that an exec with
+// nothing to install costs no mount.
+func (d *defaultInstaller) load(ctx context.Context) (*cacerts.Set, error) {
 	if d.cas == nil {
 		return nil, nil
 	}
@@ -36,6 +47,11 @@ func (d *defaultInstaller) Install(ctx context.Context, c *Container) (Revert, e
 	if err != nil {
 		return nil, fmt.Errorf("reading the engine's CA certificates: %w", err)
 	}
+	return set, nil
+}
+
+// install installs set (already loaded) into c; an empty set does nothing.
+func (d *defaultInstaller) install(ctx context.Context, c *Container, set *cacerts.Set) (Revert, error) {
 	if set.Len() == 0 {
 		return nil, nil
 	}

@@ -56,7 +56,9 @@ const OptOutEnv = "BUILDKIT_CACERTS"
 type Options struct {
 	// CAs yields the engine's CA set, read for every Run (a
 	// *cacerts.Store re-reads its directory only when it changed). Used by
-	// the default Installer; nil, or an empty set, means nothing to install.
+	// the default Installer; nil, or an empty set, means nothing to install,
+	// and Run then passes straight through to the inner executor (nothing
+	// is mounted). Ignored when Installer is set.
 	CAs CASource
 	// Installer installs and reverts the CAs in one container. Nil means
 	// the default: the vfs, distro and cacerts packages with CAs and Mode.

@@ -46,10 +46,12 @@ type wrapped struct {
 var _ bkexecutor.Executor = (*wrapped)(nil)
 
 // Run installs the CAs, runs the process through the inner executor and
-// reverts, also when the process fails or ctx is done. A failed install runs
-// the process without CAs (with a warning), or fails the exec when
-// Options.Strict is set; a failed revert always fails the exec, so no layer
-// holding our CAs is committed.
+// reverts, also when the process fails or ctx is done. With the default
+// installer the CA set is loaded first: when it is empty (or Options.CAs is
+// nil) the call passes straight through, without mounting the container's
+// filesystem. A failed install (or CA set load) runs the process without CAs
+// (with a warning), or fails the exec when Options.Strict is set; a failed
+// revert always fails the exec, so no layer holding our CAs is committed.
 func (w *wrapped) Run(ctx context.Context, id string, root bkexecutor.Mount, mounts []bkexecutor.Mount, process bkexecutor.ProcessInfo, started chan<- struct{}) (resourcestypes.Recorder, error) {
 	if skip := w.skipReason(root, process.Meta); skip != "" {
 		bklog.G(ctx).WithField("exec", execName(id)).Debugf("cacerts: not installing: %s", skip)
@@ -65,6 +67,25 @@ func (w *wrapped) Run(ctx context.Context, id string, root bkexecutor.Mount, mou
 			close(started)
 		}
 		return nil, err
+	}
+
+	// The default installer's CA set is read before anything is mounted:
+	// with no certificates to install, the exec passes straight through.
+	install := w.opts.Installer.Install
+	if d, ok := w.opts.Installer.(*defaultInstaller); ok {
+		set, err := d.load(ctx)
+		if err != nil {
+			if w.opts.Strict || ctx.Err() != nil {
+				return fail(fmt.Errorf("cacerts: installing CA certificates: %w", err))
+			}
+			log.WithError(err).Warn("cacerts: running without the engine's CA certificates: install failed")
+			return w.inner.Run(ctx, id, root, mounts, process, started)
+		}
+		if set.Len() == 0 {
+			log.Debug("cacerts: not installing: the engine's CA set is empty")
+			return w.inner.Run(ctx, id, root, mounts, process, started)
+		}
+		install = func(ctx context.Context, c *Container) (Revert, error) { return d.install(ctx, c, set) }
 	}
 
 	specs, err := acquireSpecs(ctx, root, mounts)
@@ -91,7 +112,7 @@ func (w *wrapped) Run(ctx context.Context, id string, root bkexecutor.Mount, mou
 			log:      log,
 		},
 	}
-	revert, err := w.opts.Installer.Install(ctx, c)
+	revert, err := install(ctx, c)
 	if err != nil {
 		if revert != nil {
 			if rerr := w.revert(ctx, revert); rerr != nil {

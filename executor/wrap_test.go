@@ -403,3 +403,89 @@ func TestRunsDoNotWaitOnEachOther(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// staticCAs is a CASource returning a fixed set or error, counting loads.
+type staticCAs struct {
+	set   *cacerts.Set
+	err   error
+	loads *int
+}
+
+func (s staticCAs) Load(ctx context.Context) (*cacerts.Set, error) {
+	if s.loads != nil {
+		*s.loads++
+	}
+	return s.set, s.err
+}
+
+// TestEmptyCASetPassesThrough: with the default installer and no
+// certificates to install (no source, an empty set), Run neither mounts nor
+// releases the container's specs: it calls the inner executor directly. A
+// non-empty set does mount them, and a failing source fails a strict exec
+// before anything is mounted.
+func TestEmptyCASetPassesThrough(t *testing.T) {
+	nonEmpty := &cacerts.Set{Certs: []*cacerts.Cert{{Name: "buildkit-x"}}}
+	tests := []struct {
+		name    string
+		opts    Options
+		want    []string
+		wantErr string
+		loads   int
+	}{
+		{name: "no CA source", opts: Options{}, want: []string{"run user"}},
+		{name: "nil set", opts: Options{CAs: staticCAs{}}, want: []string{"run user"}, loads: 1},
+		{name: "empty set", opts: Options{CAs: staticCAs{set: &cacerts.Set{}}}, want: []string{"run user"}, loads: 1},
+		{name: "empty set, strict", opts: Options{CAs: staticCAs{set: &cacerts.Set{}}, Strict: true}, want: []string{"run user"}, loads: 1},
+		{
+			name:  "source fails: process runs without CAs",
+			opts:  Options{CAs: staticCAs{err: errors.New("bad dir")}},
+			want:  []string{"run user"},
+			loads: 1,
+		},
+		{
+			name:    "source fails in strict mode: process does not run",
+			opts:    Options{CAs: staticCAs{err: errors.New("bad dir")}, Strict: true},
+			want:    nil,
+			wantErr: "bad dir",
+			loads:   1,
+		},
+		{
+			// The fake mounts are not real directories: the view fails
+			// and the process runs without CAs, but only after mounting.
+			name:  "non-empty set mounts the specs",
+			opts:  Options{CAs: staticCAs{set: nonEmpty}},
+			want:  []string{"mount root", "mount cache", "run user", "release cache", "release root"},
+			loads: 1,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness()
+			loads := 0
+			if s, ok := tc.opts.CAs.(staticCAs); ok {
+				s.loads = &loads
+				tc.opts.CAs = s
+			}
+			w := Wrap(h.inner, tc.opts)
+			started := make(chan struct{})
+			_, err := w.Run(context.Background(), "", h.root, h.mnts, bkexecutor.ProcessInfo{Meta: bkexecutor.Meta{Args: []string{"user"}}}, started)
+			if tc.wantErr == "" && err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("Run error = %v, want one containing %q", err, tc.wantErr)
+			}
+			if got := h.rec.get(); !slices.Equal(got, tc.want) {
+				t.Errorf("calls:\n got %q\nwant %q", got, tc.want)
+			}
+			if loads != tc.loads {
+				t.Errorf("CA set loaded %d times, want %d", loads, tc.loads)
+			}
+			select {
+			case <-started:
+			default:
+				t.Error("started not closed")
+			}
+		})
+	}
+}
