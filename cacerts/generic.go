@@ -63,7 +63,7 @@ func (p *Plan) applyGeneric(ctx context.Context, fsys FS, j *Journal) error {
 func (p *Plan) applyCertifi(ctx context.Context, fsys FS, j *Journal) error {
 	log := bklog.G(ctx)
 	for _, pat := range p.d.Layout.CertifiGlobs {
-		matches, err := fs.Glob(fsys, fsName(pat))
+		matches, err := glob(fsys, fsName(pat))
 		if err != nil {
 			continue
 		}

@@ -3,6 +3,7 @@ package vfs
 import (
 	"errors"
 	"io/fs"
+	"slices"
 	"syscall"
 	"testing"
 	"testing/fstest"
@@ -192,6 +193,35 @@ func TestFSTestWhole(t *testing.T) {
 		if err := fstest.TestFS(fsys, "etc/ssl/certs/ca-certificates.crt", "etc/resolv.conf", "mnt/a/a.txt",
 			"mnt/a/nested/n.txt", "from/base.txt", "from/d/old", "from/d/new", "from/o/visible", "data/s.txt"); err != nil {
 			t.Error(err)
+		}
+		// ReadDirNames lists what ReadDir lists, without the lookups:
+		// whiteouts and opaque-hidden entries are left out too.
+		err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+			if err != nil || !d.IsDir() {
+				return err
+			}
+			es, err := fsys.ReadDir(p)
+			if err != nil {
+				return err
+			}
+			want := make([]string, 0, len(es))
+			for _, e := range es {
+				want = append(want, e.Name())
+			}
+			got, err := fsys.ReadDirNames(p)
+			if err != nil {
+				return err
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("ReadDirNames(%q) = %q, ReadDir names %q", p, got, want)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+		if _, err := fsys.ReadDirNames("etc/resolv.conf"); !errors.Is(err, syscall.ENOTDIR) {
+			t.Errorf("ReadDirNames of a file: %v, want ENOTDIR", err)
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"sort"
 	"strings"
 	"syscall"
 
@@ -195,7 +196,29 @@ func (fsys *FS) ReadDir(name string) ([]fs.DirEntry, error) {
 	return es, nil
 }
 
-func (fsys *FS) readDirFrame(f frame) ([]fs.DirEntry, error) {
+// ReadDirNames lists the names in the directory at name, sorted, without
+// looking at the entries: no per-entry lookup or stat, so it is much cheaper
+// than ReadDir on a big directory (/usr/lib). Whiteouts and entries hidden by
+// an opaque layer are left out as in ReadDir; a mount point is listed even
+// where runc has not made its directory yet, so a caller checks each name it
+// keeps (Lstat) before use.
+func (fsys *FS) ReadDirNames(name string) ([]string, error) {
+	f, err := fsys.resolveValid("readdir", name, true)
+	if err != nil {
+		return nil, err
+	}
+	defer f.n.close()
+	names, err := fsys.frameNames(f)
+	if err != nil {
+		return nil, pathErr("readdir", name, err)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// frameNames lists the names in the directory f, plus mount points directly
+// under it, unsorted.
+func (fsys *FS) frameNames(f frame) ([]string, error) {
 	if !f.n.isDir() {
 		return nil, syscall.ENOTDIR
 	}
@@ -219,6 +242,14 @@ func (fsys *FS) readDirFrame(f frame) ([]fs.DirEntry, error) {
 		if rest, ok := strings.CutPrefix(dest, prefix); ok && dest != "/" && rest != "" && !strings.Contains(rest, "/") && !have[rest] {
 			names = append(names, rest)
 		}
+	}
+	return names, nil
+}
+
+func (fsys *FS) readDirFrame(f frame) ([]fs.DirEntry, error) {
+	names, err := fsys.frameNames(f)
+	if err != nil {
+		return nil, err
 	}
 	w := &walker{fs: fsys, stack: []frame{f}}
 	out := make([]fs.DirEntry, 0, len(names))
