@@ -100,3 +100,36 @@ func TestMountOverAnchorDirIsNoRollbackFailure(t *testing.T) {
 		assertSame(t, m.String()+": cache", cacheBefore, snap(t, cache))
 	}
 }
+
+// TestRevertKeepsUntouchedHardLinks: two journaled names that are one inode
+// in the image, neither changed by us nor by the process, are left exactly
+// as they are (no rewrite, the hard link kept).
+func TestRevertKeepsUntouchedHardLinks(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "root")
+	treespec.Build(t, root,
+		"dir var/lib/dpkg mode=0755 mtime=1704067200",
+		"file var/lib/dpkg/status Package:x mode=0644 mtime=1704067200",
+	)
+	dir := filepath.Join(root, "var/lib/dpkg")
+	must(t, os.Link(filepath.Join(dir, "status"), filepath.Join(dir, "status-old")))
+	before := snap(t, root)
+	fsys := openRoot(t, root)
+	j := newJournal(MethodCommand)
+	for _, p := range []string{"/var/lib/dpkg/status", "/var/lib/dpkg/status-old"} {
+		if _, err := j.record(fsys, p, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.finish(fsys); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Revert(context.Background(), openRoot(t, root)); err != nil {
+		t.Fatal(err)
+	}
+	assertSame(t, "tree", before, snap(t, root))
+	a, _ := os.Stat(filepath.Join(dir, "status"))
+	b, _ := os.Stat(filepath.Join(dir, "status-old"))
+	if !os.SameFile(a, b) {
+		t.Error("the hard link between status and status-old was broken")
+	}
+}

@@ -55,8 +55,8 @@ func (j *Journal) Revert(ctx context.Context, fsys FS) error {
 			continue
 		}
 		n := now[e]
-		if e.base.same(e.ours) && j.linkedFromOurs(e, n) == nil {
-			continue // untouched by us
+		if e.base.same(e.ours) && (e.ours.same(n) || j.linkedFromOurs(e, n) == nil) {
+			continue // untouched by us, and not a link to our copy
 		}
 		if !j.inPlace(fsys, e, now) {
 			// A parent was swapped (for a symlink, another directory): the
@@ -250,7 +250,7 @@ func (j *Journal) linkedFromOurs(e *entry, n state) *entry {
 		return nil
 	}
 	for _, x := range j.entries {
-		if x != e && x.ours.isReg() && x.ours.dev == n.dev && x.ours.ino == n.ino &&
+		if x != e && x.ours.isReg() && !x.base.same(x.ours) && x.ours.dev == n.dev && x.ours.ino == n.ino &&
 			x.ours.size == n.size && x.ours.mtime.Equal(n.mtime) && x.base.isReg() && x.base.kept {
 			return x
 		}
