@@ -37,6 +37,9 @@ type BuildOpt struct {
 	Attrs map[string]string
 	// OCITar, when set, exports the result as an OCI tarball there.
 	OCITar string
+	// Exports, when set, are the exporters (PushTo, or any
+	// client.ExportEntry); OCITar is then ignored.
+	Exports []client.ExportEntry
 }
 
 // Step is one vertex of a build as the client saw it.
@@ -120,7 +123,9 @@ func Build(ctx context.Context, c *client.Client, opt BuildOpt) (*BuildResult, e
 		attrs["context:"+name] = v
 	}
 	so := client.SolveOpt{Frontend: "dockerfile.v0", FrontendAttrs: attrs, LocalMounts: locals}
-	if opt.OCITar != "" {
+	if len(opt.Exports) > 0 {
+		so.Exports = opt.Exports
+	} else if opt.OCITar != "" {
 		so.Exports = []client.ExportEntry{{
 			Type:   client.ExporterOCI,
 			Output: func(map[string]string) (io.WriteCloser, error) { return os.Create(opt.OCITar) },
