@@ -32,10 +32,12 @@ func NewCA(cn string) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newCAWithKey(cn, key)
+	return newCAWithKey(cn, key, nil)
 }
 
-func newCAWithKey(cn string, key *ecdsa.PrivateKey) (*CA, error) {
+// newCAWithKey makes a CA named cn with key, valid for a day: self-signed
+// when parent is nil, else an intermediate signed by parent (path length 0).
+func newCAWithKey(cn string, key *ecdsa.PrivateKey, parent *CA) (*CA, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	if err != nil {
 		return nil, err
@@ -50,7 +52,12 @@ func newCAWithKey(cn string, key *ecdsa.PrivateKey) (*CA, error) {
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	issuer, signer := tmpl, crypto.Signer(key)
+	if parent != nil {
+		tmpl.MaxPathLenZero = true
+		issuer, signer = parent.Cert, parent.Key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, &key.PublicKey, signer)
 	if err != nil {
 		return nil, fmt.Errorf("making CA %q: %w", cn, err)
 	}
@@ -100,7 +107,7 @@ func ManyCAs(prefix string, n int) ([][]byte, error) {
 	}
 	out := make([][]byte, 0, n)
 	for i := range n {
-		ca, err := newCAWithKey(fmt.Sprintf("%s %05d", prefix, i), key)
+		ca, err := newCAWithKey(fmt.Sprintf("%s %05d", prefix, i), key, nil)
 		if err != nil {
 			return nil, err
 		}
