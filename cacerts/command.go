@@ -68,6 +68,11 @@ func (p *Plan) applyCommand(ctx context.Context, fsys FS, j *Journal) error {
 		j.ours[c.Name+".pem"] = true
 	}
 	out, runErr := p.opt.Runner.Run(ctx, p.argv)
+	// The tool changed the tree behind the FS's back: a vfs.FS must forget
+	// the directory handles it keeps between calls.
+	if inv, ok := fsys.(interface{ Invalidate() }); ok {
+		inv.Invalidate()
+	}
 	// Journal the tool's changes whether it succeeded or not: a failed tool
 	// may have written half, and the rollback must undo that too.
 	after, err := snapshot(fsys, roots, false)

@@ -92,7 +92,7 @@ func BenchmarkResolveRead(b *testing.B) {
 	for _, mode := range []struct {
 		name string
 		opts []Option
-	}{{"openat2", nil}, {"fallback", []Option{WithoutOpenat2()}}} {
+	}{{"openat2", nil}, {"fallback", []Option{WithoutOpenat2()}}, {"nocache", []Option{WithoutDirCache()}}} {
 		b.Run(mode.name, func(b *testing.B) {
 			root, mounts, opts := benchWorld(b, false)
 			fsys := mustNew(b, root, mounts, append(opts, mode.opts...)...)

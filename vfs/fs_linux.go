@@ -23,6 +23,7 @@ type config struct {
 	maxDirEntries int
 	maxReadFile   int64
 	kernelOverlay bool
+	noDirCache    bool
 }
 
 // WithoutOpenat2 makes the FS use the openat(O_PATH|O_NOFOLLOW) walker even
@@ -53,6 +54,11 @@ func WithMaxReadFile(n int64) Option { return func(c *config) { c.maxReadFile = 
 // layer features the vfs refuses (redirect, metacopy).
 func WithKernelOverlay() Option { return func(c *config) { c.kernelOverlay = true } }
 
+// WithoutDirCache makes every call walk from the container's root, without
+// the directory handles an FS otherwise keeps between calls. For tests and
+// measurement.
+func WithoutDirCache() Option { return func(c *config) { c.noDirCache = true } }
+
 type mountKind int
 
 const (
@@ -77,6 +83,7 @@ type FS struct {
 	root   *mountEnt
 	mounts map[string]*mountEnt // by canonical destination, "/" included
 	all    []*mountEnt          // every entry, shadowed ones included, for Close
+	cache  *dirCache            // nil while New builds the mount table, or WithoutDirCache
 
 	closeOnce sync.Once
 	closeErr  error
@@ -145,6 +152,9 @@ func New(ctx context.Context, root Spec, mounts []Spec, opts ...Option) (*FS, er
 		}
 		fsys.mounts[dest] = ent
 	}
+	if !fsys.cfg.noDirCache {
+		fsys.cache = newDirCache()
+	}
 	ok = true
 	return fsys, nil
 }
@@ -153,6 +163,9 @@ func New(ctx context.Context, root Spec, mounts []Spec, opts ...Option) (*FS, er
 func (fsys *FS) Close() error {
 	fsys.closeOnce.Do(func() {
 		var errs []error
+		if fsys.cache != nil {
+			fsys.cache.close()
+		}
 		for _, m := range fsys.all {
 			if m.root != nil {
 				m.root.owned = true

@@ -14,6 +14,7 @@ import (
 func modes(t *testing.T, f func(t *testing.T, opts []Option)) {
 	t.Run("openat2", func(t *testing.T) { f(t, nil) })
 	t.Run("fallback", func(t *testing.T) { f(t, []Option{WithoutOpenat2()}) })
+	t.Run("nocache", func(t *testing.T) { f(t, []Option{WithoutDirCache()}) })
 }
 
 func bindSpec(dest, src string, ro bool) Spec {

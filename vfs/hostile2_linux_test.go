@@ -341,6 +341,16 @@ var hostileCases2 = []hostileCase{
 		d := filepath.Join(sb.root, "usr/local/share/ca-certificates")
 		os.Remove(d)
 		os.Symlink("/", d)
+		// The FS still holds the handle of the removed directory (its
+		// directory cache): calls through it stay in that empty directory.
+		if !fsys.cfg.noDirCache {
+			wantErr(t, "remove through stale handle", fsys.Remove(created+"/keep"), fs.ErrNotExist)
+			if _, err := os.Lstat(filepath.Join(sb.root, "keep")); err != nil {
+				t.Errorf("container's /keep removed through a stale handle: %v", err)
+			}
+		}
+		// Something else changed the tree: the caller says so.
+		fsys.Invalidate()
 		fi, err := fsys.Lstat(created[1:])
 		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
 			t.Errorf("Lstat sees %v, %v", fi, err)

@@ -77,12 +77,60 @@ func (fsys *FS) Stat(name string) (fs.FileInfo, error) {
 
 // Lstat returns the entry at name without following a final symlink.
 func (fsys *FS) Lstat(name string) (fs.FileInfo, error) {
-	f, err := fsys.resolveValid("lstat", name, false)
+	if !fs.ValidPath(name) {
+		return nil, pathErr("lstat", name, fs.ErrInvalid)
+	}
+	f, err := fsys.resolveLstat(name)
 	if err != nil {
-		return nil, err
+		return nil, pathErr("lstat", name, err)
+	}
+	if f.n == nil {
+		return nil, pathErr("lstat", name, noNodeErr(f))
 	}
 	defer f.n.close()
 	return &fileInfo{name: baseName(name), st: f.n.st}, nil
+}
+
+// resolveLstat is resolve(unsafePath, false) that stats a plain final name
+// in a host directory with one statx under its parent's handle instead of
+// opening it (open, statx, close). Where the name is a mount point, is
+// missing on the way to one, or lands on another host mount, it opens the
+// name as resolve does, with the same result.
+func (fsys *FS) resolveLstat(unsafePath string) (frame, error) {
+	if err := checkPath(unsafePath); err != nil {
+		return frame{}, err
+	}
+	if fsys.mounts == nil {
+		return frame{}, fs.ErrClosed
+	}
+	w := fsys.newWalker()
+	defer w.close()
+	comps := splitPath(unsafePath)
+	if len(comps) == 0 {
+		return w.takeTop()
+	}
+	name, err := w.walkParent(comps)
+	if err != nil {
+		return frame{}, err
+	}
+	if top := w.top(); name != "." && name != ".." && top.m.kind == kindHandle && len(name) <= unix.NAME_MAX {
+		p := childPath(top.path, name)
+		if _, mp := fsys.mounts[p]; !mp {
+			var sx unix.Statx_t
+			err := unix.Statx(top.n.fd, name, unix.AT_SYMLINK_NOFOLLOW|unix.AT_NO_AUTOMOUNT|unix.AT_STATX_SYNC_AS_STAT,
+				unix.STATX_BASIC_STATS|unix.STATX_MNT_ID, &sx)
+			switch {
+			case err == nil && sx.Mnt_id == top.n.mntID:
+				return frame{path: p, m: top.m, n: &node{fd: -1, st: statFromStatx(&sx), mntID: sx.Mnt_id}}, nil
+			case err == unix.ENOENT && !fsys.hasMountUnder(p):
+				return frame{}, err
+			}
+		}
+	}
+	if err := w.walk([]string{name}, false); err != nil {
+		return frame{}, err
+	}
+	return w.takeTop()
 }
 
 // ReadLink returns the target of the symlink at name, as stored.

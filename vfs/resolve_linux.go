@@ -40,7 +40,13 @@ func (fsys *FS) newWalker() *walker {
 
 func (w *walker) top() *frame { return &w.stack[len(w.stack)-1] }
 
-func (w *walker) push(f frame) { w.stack = append(w.stack, f) }
+// push makes f the top frame; a directory's chain goes to the FS's cache.
+func (w *walker) push(f frame) {
+	w.stack = append(w.stack, f)
+	if c := w.fs.cache; c != nil && f.n != nil && f.n.isDir() {
+		c.put(w.stack)
+	}
+}
 
 // pop goes to the parent; at the container's root it stays (".." at "/").
 func (w *walker) pop() {
@@ -153,6 +159,12 @@ func (w *walker) walkParent(comps []string) (string, error) {
 }
 
 func (w *walker) walkTo(comps []string, follow, parentOnly bool) (string, error) {
+	if c := w.fs.cache; c != nil && len(w.stack) == 1 {
+		if st, rest, ok := c.seed(comps, parentOnly); ok {
+			w.stack = append(w.stack[:0], st...)
+			comps = rest
+		}
+	}
 	for len(comps) > 0 {
 		name := comps[0]
 		last := len(comps) == 1
@@ -205,7 +217,7 @@ func (w *walker) takeTop() (frame, error) {
 		w.stack = w.stack[:len(w.stack)-1]
 	}
 	if f.n != nil && !f.n.owned {
-		n := &node{fd: f.n.fd, layers: f.n.layers, mntID: f.n.mntID}
+		n := &node{fd: f.n.fd, layers: f.n.layers, mntID: f.n.mntID, readable: f.n.readable}
 		if err := statNode(n); err != nil {
 			return frame{}, err
 		}

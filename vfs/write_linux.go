@@ -402,13 +402,25 @@ func (fsys *FS) remove(unsafePath string) error {
 		if !isDir {
 			return syscall.ENOTDIR
 		}
-		return unix.Unlinkat(dir.fd, name, unix.AT_REMOVEDIR)
+		return fsys.rmdir(w, name)
 	}
 	err = unix.Unlinkat(dir.fd, name, 0)
 	if err == unix.EISDIR {
-		err = unix.Unlinkat(dir.fd, name, unix.AT_REMOVEDIR)
+		err = fsys.rmdir(w, name)
 	}
 	return err
+}
+
+// rmdir removes the directory name under the walker's top frame and
+// forgets it in the cache.
+func (fsys *FS) rmdir(w *walker, name string) error {
+	if err := unix.Unlinkat(w.top().n.fd, name, unix.AT_REMOVEDIR); err != nil {
+		return err
+	}
+	if fsys.cache != nil {
+		fsys.cache.forget(childPath(w.top().path, name))
+	}
+	return nil
 }
 
 // Symlink creates at the container path newname a symlink whose target is
