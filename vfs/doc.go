@@ -25,6 +25,12 @@
 //     and O_NOFOLLOW on a single name plus a mount-ID check. A failed
 //     openat2 lookup never falls back to the weaker walker; EAGAIN and
 //     EINTR are retried at most 32 times.
+//   - An FS keeps the handles of directories it walked (at most 256), by
+//     canonical container path, so a later call starts from the longest
+//     cached prefix of its path instead of the root. The FS forgets a
+//     directory it removes; a change made by anything else (a container run
+//     on the tree) needs Invalidate. A stale handle is still confined: it is
+//     a directory a confined walk opened.
 //   - Symlinks are read with readlinkat on the link's own handle and
 //     followed by this package inside the container: absolute targets
 //     restart at the container's "/", ".." never rises above it and crosses
