@@ -15,8 +15,9 @@ import (
 // and writes; *vfs.FS implements it. Read methods of io/fs take fs.ValidPath
 // names ("etc/ssl"); every other method takes a container path ("/etc/ssl"),
 // resolved inside the container. Writes must reach only the container's root
-// mount, never in place (new inode and rename), and never follow a final
-// symlink except as documented by vfs.
+// mount, and never follow a final symlink except as documented by vfs.
+// WriteFile never writes in place (new inode and rename); Overwrite writes
+// in place only a regular file with exactly one link.
 type FS interface {
 	fs.FS
 	Stat(name string) (fs.FileInfo, error)
@@ -27,6 +28,12 @@ type FS interface {
 	// symlinks inside the container.
 	ReadFileLimit(unsafePath string, max int64) ([]byte, error)
 	WriteFile(unsafePath string, data []byte, perm fs.FileMode) error
+	// Overwrite writes data into the existing regular file unsafePath in
+	// place (same inode, mode, owner, xattrs; a final symlink is not
+	// followed). Anything but a regular file with one link in the writable
+	// root mount gives an error matching vfs.ErrNotInPlace, and the caller
+	// uses WriteFile instead.
+	Overwrite(unsafePath string, data []byte) error
 	// MkdirAll returns the container path of the topmost directory created,
 	// or "" when all existed.
 	MkdirAll(unsafePath string, perm fs.FileMode) (string, error)

@@ -302,7 +302,9 @@ func TestPrivateKeyNeverWritten(t *testing.T) {
 	}
 }
 
-// failingFS fails the n-th WriteFile.
+// failingFS fails the n-th write (WriteFile or Overwrite). A failing
+// Overwrite first writes half the data in place, as a write that fails
+// midway (ENOSPC) would: the rollback must put the whole base back.
 type failingFS struct {
 	*vfs.FS
 	n, calls int
@@ -314,6 +316,23 @@ func (f *failingFS) WriteFile(p string, data []byte, perm fs.FileMode) error {
 		return &fs.PathError{Op: "writefile", Path: p, Err: errors.New("injected failure")}
 	}
 	return f.FS.WriteFile(p, data, perm)
+}
+
+func (f *failingFS) Overwrite(p string, data []byte) error {
+	f.calls++
+	var err error
+	if f.calls == f.n {
+		err = f.FS.Overwrite(p, data[:len(data)/2])
+		if err == nil {
+			err = &fs.PathError{Op: "overwrite", Path: p, Err: errors.New("injected failure")}
+		}
+	} else {
+		err = f.FS.Overwrite(p, data)
+	}
+	if errors.Is(err, vfs.ErrNotInPlace) {
+		f.calls-- // nothing written: the WriteFile that follows is the write
+	}
+	return err
 }
 
 func TestPartialInstallRollsBack(t *testing.T) {

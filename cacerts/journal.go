@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"path"
 	"time"
+
+	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
 )
 
 // state is what one container path was at one moment: absent, or its type,
@@ -18,6 +20,7 @@ type state struct {
 	mode     fs.FileMode // type and permission bits
 	uid, gid uint32
 	dev, ino uint64
+	nlink    uint64 // not compared by same: a link the process made does not make a file theirs
 	size     int64
 	atime    time.Time
 	mtime    time.Time
@@ -59,7 +62,7 @@ func lstat(fsys FS, p string, keep bool) (state, error) {
 	s := state{exists: true, mode: fi.Mode(), size: fi.Size(), mtime: fi.ModTime()}
 	if st := statT(fi); st != nil {
 		s.uid, s.gid = st.Uid, st.Gid
-		s.dev, s.ino = uint64(st.Dev), st.Ino
+		s.dev, s.ino, s.nlink = uint64(st.Dev), st.Ino, uint64(st.Nlink)
 		s.atime = time.Unix(st.Atim.Sec, st.Atim.Nsec)
 		s.mtime = time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
 	} else {
@@ -163,8 +166,10 @@ func (j *Journal) recordParent(fsys FS, p string) error {
 	return err
 }
 
-// writeFile replaces or creates the file p with data (new inode, rename)
-// and journals it. blocks are our PEM blocks in data.
+// writeFile replaces or creates the file p with data and journals it.
+// blocks are our PEM blocks in data. An existing regular file with one link
+// whose content the journal holds is written in place (writeBack); anything
+// else gets a new inode renamed over the name.
 func (j *Journal) writeFile(fsys FS, p string, data []byte, perm fs.FileMode, blocks [][]byte) (*entry, error) {
 	if err := j.recordParent(fsys, p); err != nil {
 		return nil, err
@@ -183,11 +188,27 @@ func (j *Journal) writeFile(fsys FS, p string, data []byte, perm fs.FileMode, bl
 			return nil, fmt.Errorf("replacing link %s: %w", p, err)
 		}
 	}
-	if err := fsys.WriteFile(p, data, perm); err != nil {
+	inPlace := e.base.isReg() && e.base.nlink == 1 && e.base.kept
+	if err := writeBack(fsys, p, data, perm, inPlace); err != nil {
 		return nil, fmt.Errorf("writing %s: %w", p, err)
 	}
 	e.blocks = append(e.blocks, blocks...)
 	return e, nil
+}
+
+// writeBack writes data to p: in place when inPlace is set and the vfs
+// agrees (a regular file with one link: no new inode, which is what costs
+// on ext4), else with WriteFile (new inode, rename; perm for a new file).
+// The in-place write keeps the inode, so the caller must hold what it needs
+// to put the old content back (a failure may leave it partly written).
+func writeBack(fsys FS, p string, data []byte, perm fs.FileMode, inPlace bool) error {
+	if inPlace {
+		err := fsys.Overwrite(p, data)
+		if !errors.Is(err, vfs.ErrNotInPlace) {
+			return err
+		}
+	}
+	return fsys.WriteFile(p, data, perm)
 }
 
 // symlink makes p a symlink to target, replacing what is there, and

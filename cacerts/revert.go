@@ -135,7 +135,7 @@ func (j *Journal) restore(fsys FS, e *entry, now state) error {
 		if !b.kept {
 			return fmt.Errorf("restoring %s: its content was too large to keep (over %d bytes); the tool's version is left", e.path, maxBundle)
 		}
-		cur := &now // WriteFile keeps the replaced file's mode and owner
+		cur := &now // both writes keep the replaced file's mode and owner
 		if !now.isReg() {
 			cur = nil
 			if now.exists {
@@ -144,7 +144,10 @@ func (j *Journal) restore(fsys FS, e *entry, now state) error {
 				}
 			}
 		}
-		if err := fsys.WriteFile(e.path, b.data, b.mode.Perm()); err != nil {
+		// now is the file we left (ours.same): with one link it is written
+		// back in place; one the process linked elsewhere gets a new inode,
+		// so the other name keeps what it has.
+		if err := writeBack(fsys, e.path, b.data, b.mode.Perm(), now.isReg() && now.nlink == 1); err != nil {
 			return fmt.Errorf("restoring %s: %w", e.path, err)
 		}
 		return restoreMeta(fsys, e.path, b, cur)

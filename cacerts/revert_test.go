@@ -78,6 +78,18 @@ func TestProcessChangesWin(t *testing.T) {
 			wantChanged: []string{bundlePath, "etc/ssl/certs"},
 		},
 		{
+			name: "appends to the bundle in place",
+			process: func(t *testing.T, root string) {
+				f, err := os.OpenFile(filepath.Join(root, bundlePath), os.O_WRONLY|os.O_APPEND, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = f.Write(theirs.pem)
+				must(t, errors.Join(err, f.Close()))
+			},
+			wantChanged: []string{bundlePath},
+		},
+		{
 			name: "adds an anchor and runs the update tool",
 			process: func(t *testing.T, root string) {
 				if err := os.WriteFile(filepath.Join(root, "usr/local/share/ca-certificates/theirs.crt"), theirs.pem, 0o644); err != nil {

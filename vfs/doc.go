@@ -43,10 +43,14 @@
 //     reading by reopening a handle whose fstat said "regular file" (FIFOs,
 //     sockets and devices are never opened), and reads are size-capped.
 //   - Writes go only to the root mount (never to another mount, a lower
-//     layer or a read-only mount: invariant 7 of DESIGN.md), and a file is
-//     never written in place: a new inode is created in the same directory
-//     and renamed over the name, keeping the old file's mode, owner and
-//     xattrs.
+//     layer or a read-only mount: invariant 7 of DESIGN.md). WriteFile
+//     never writes a file in place: a new inode is created in the same
+//     directory and renamed over the name, keeping the old file's mode,
+//     owner and xattrs. Overwrite writes in place only a regular file with
+//     exactly one link (no other name, such as a hard link BuildKit's merge
+//     snapshotter made across snapshots, sees the change), reopened from
+//     its handle and checked to be the same inode; anything else gives
+//     ErrNotInPlace and the caller uses WriteFile.
 //   - Every descriptor is O_CLOEXEC; Close releases all of them.
 //   - Paths under mounts the package cannot see into (tmpfs, proc, any
 //     unknown type) give an [OpaqueMountError]; overlay layer xattrs that

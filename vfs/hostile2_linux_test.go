@@ -41,6 +41,7 @@ func specialTypes(t *testing.T, opts []Option, devices bool) {
 			_, err := fsys.ReadFileLimit(p, 1<<20)
 			wantErr(t, "read "+p, err, ErrNotRegular)
 			wantErr(t, "write "+p, fsys.WriteFile(p, []byte("x"), 0o644), ErrNotRegular)
+			wantErr(t, "overwrite "+p, fsys.Overwrite(p, []byte("x")), ErrNotInPlace)
 			f, err := fsys.Open(p[1:])
 			if err != nil {
 				t.Errorf("open %s: %v", p, err)
@@ -53,6 +54,7 @@ func specialTypes(t *testing.T, opts []Option, devices bool) {
 		_, err := fsys.ReadFileLimit("/etc/fifodir/x", 10)
 		wantErr(t, "fifo as component", err, syscall.ENOTDIR)
 		wantErr(t, "write under fifo", fsys.WriteFile("/etc/fifodir/x", nil, 0o644), syscall.ENOTDIR)
+		wantErr(t, "overwrite under fifo", fsys.Overwrite("/etc/fifodir/x", nil), syscall.ENOTDIR)
 	}()
 	select {
 	case <-done:
@@ -97,6 +99,7 @@ var hostileCases2 = []hostileCase{
 	{name: "14-hardlinked-bundle", run: func(t *testing.T, opts []Option) {
 		sb := newSandbox(t, "file etc/ssl/certs/ca-certificates.crt BASE", "hardlink other-snapshot -> etc/ssl/certs/ca-certificates.crt")
 		fsys := mustNew(t, bindSpec("/", sb.root, false), nil, opts...)
+		wantErr(t, "overwrite", fsys.Overwrite("/etc/ssl/certs/ca-certificates.crt", []byte("NEW")), ErrNotInPlace)
 		if err := fsys.WriteFile("/etc/ssl/certs/ca-certificates.crt", []byte("NEW"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -272,6 +275,9 @@ var hostileCases2 = []hostileCase{
 		}, opts...)
 		for _, p := range []string{"/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/certs/new.pem", "/run/secrets/token"} {
 			wantErr(t, "write "+p, fsys.WriteFile(p, []byte("x"), 0o644), ErrNotRootMount)
+			if p != "/etc/ssl/certs/new.pem" {
+				wantErr(t, "overwrite "+p, fsys.Overwrite(p, []byte("x")), ErrNotRootMount)
+			}
 			wantErr(t, "chtimes "+p, fsys.Lchtimes(p, time.Unix(1, 0), time.Unix(1, 0)), ErrNotRootMount, fs.ErrNotExist)
 		}
 		_, err := fsys.MkdirAll("/etc/ssl/certs/sub", 0o755)
@@ -416,6 +422,7 @@ var hostileCases2 = []hostileCase{
 		readStr(fsys, "/etc/ssl/certs/ca-certificates.crt")
 		readStr(fsys, "/o/l")
 		fsys.WriteFile("/etc/ssl/certs/ca-certificates.crt", []byte("y"), 0o644)
+		fsys.Overwrite("/etc/ssl/certs/ca-certificates.crt", []byte("z"))
 		fsys.ReadDir("o")
 		for fd := range openFDs(t) {
 			if before[fd] {

@@ -66,7 +66,7 @@ func TestRaceSwapComponents(t *testing.T) {
 		ts := time.Unix(1234, 5678)
 		for i := 0; time.Now().Before(deadline) || swaps.Load() < 5000; i++ {
 			var err error
-			switch i % 6 {
+			switch i % 7 {
 			case 0:
 				err = fsys.WriteFile("/etc/ssl/certs/ca-certificates.crt", []byte("OURS"), 0o644)
 			case 1:
@@ -79,6 +79,8 @@ func TestRaceSwapComponents(t *testing.T) {
 				err = fsys.Remove("/etc/ssl/certs/link.pem")
 			case 5:
 				_, err = fsys.ReadFileLimit("/etc/ssl/certs/ca-certificates.crt", 1<<20)
+			case 6:
+				err = fsys.Overwrite("/etc/ssl/certs/ca-certificates.crt", []byte("IN PLACE"))
 			}
 			if err == nil {
 				ok++

@@ -71,6 +71,14 @@ var ErrTooLarge = errors.New("file larger than the limit")
 // not a regular file (a FIFO, socket or device is never opened).
 var ErrNotRegular = errors.New("not a regular file")
 
+// ErrNotInPlace is matched (errors.Is) by the error Overwrite returns for
+// a path it may not write in place: anything but a regular file with one
+// link in the writable root mount (a symlink, directory, FIFO, device, a
+// hard-linked file, a setuid or setgid file or one with file capabilities,
+// a file in another or a read-only mount). Nothing was written; the caller
+// replaces the file with WriteFile instead, which refuses what it must.
+var ErrNotInPlace = errors.New("file cannot be written in place")
+
 // ErrOverlayFeature is the error for an overlay layer entry that carries a
 // redirect or metacopy xattr: the vfs refuses them rather than honour them.
 var ErrOverlayFeature = errors.New("overlay redirect or metacopy entry refused")
