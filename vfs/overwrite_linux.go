@@ -33,9 +33,11 @@ func notInPlace(reason error) error { return fmt.Errorf("%w: %w", ErrNotInPlace,
 // ErrNotRegular) before any byte is written, and the caller falls back to
 // WriteFile. A missing file gives fs.ErrNotExist.
 //
-// The file is reopened for writing from its O_PATH handle, checked to be
-// the same inode with one link, written from offset 0 and then truncated
-// to len(data) — never truncated to zero first, and never renamed over, the
+// The file is reopened for reading and writing from its O_PATH handle,
+// checked to be the same inode with one link, written from the first byte
+// that differs from data (an append writes only the new tail; putting back
+// a prefix only truncates) and then truncated to len(data) — never
+// truncated to zero first, and never renamed over, the
 // two cases where ext4's auto_da_alloc forces the data out. It costs no new
 // inode, where WriteFile creates one and unlinks one. A failure while
 // writing may leave the file partly written: the caller keeps what it needs
@@ -69,7 +71,10 @@ func (fsys *FS) overwrite(unsafePath string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	err = pwriteAll(fd, data)
+	off, err := samePrefix(fd, data, size)
+	if err == nil {
+		err = pwriteAll(fd, data[off:], off)
+	}
 	if err == nil && size > int64(len(data)) {
 		err = unix.Ftruncate(fd, int64(len(data)))
 	}
@@ -107,7 +112,7 @@ func reopenWrite(n *node) (int, int64, error) {
 	}
 	// The handle is a regular file (statx): the magic link lands on that
 	// inode, so following it is safe.
-	fd, err := unix.Open(procFdPath(n.fd), unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
+	fd, err := unix.Open(procFdPath(n.fd), unix.O_RDWR|unix.O_CLOEXEC|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
 	if err == unix.ETXTBSY {
 		return -1, 0, notInPlace(err) // a running executable: WriteFile can still replace it
 	}
@@ -141,10 +146,40 @@ func reopenWrite(n *node) (int, int64, error) {
 	return fd, st.Size, nil
 }
 
-// pwriteAll writes data at offset 0 of fd.
-func pwriteAll(fd int, data []byte) error {
+// samePrefix returns how many leading bytes of the file fd (of size bytes)
+// already equal data's, reading at most min(size, len(data)) bytes: those
+// are not written again, so an append writes only the new tail and putting
+// back a prefix of the content only truncates (no page of the file is
+// dirtied for nothing).
+func samePrefix(fd int, data []byte, size int64) (int64, error) {
+	n := min(size, int64(len(data)))
+	buf := make([]byte, min(n, 64<<10))
+	var off int64
+	for off < n {
+		k, err := unix.Pread(fd, buf[:min(int64(len(buf)), n-off)], off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if k == 0 {
+			break // shorter than fstat said
+		}
+		for i := 0; i < k; i++ {
+			if buf[i] != data[off+int64(i)] {
+				return off + int64(i), nil
+			}
+		}
+		off += int64(k)
+	}
+	return off, nil
+}
+
+// pwriteAll writes data at offset base of fd.
+func pwriteAll(fd int, data []byte, base int64) error {
 	for off := 0; off < len(data); {
-		k, err := unix.Pwrite(fd, data[off:], int64(off))
+		k, err := unix.Pwrite(fd, data[off:], base+int64(off))
 		if err == unix.EINTR {
 			continue
 		}

@@ -31,7 +31,8 @@ func TestOverwrite(t *testing.T) {
 		bundle := filepath.Join(sb.root, "etc/ssl/certs/ca-certificates.crt")
 		before := lstatHost(t, bundle)
 		fds := openFDs(t)
-		for _, data := range []string{"NEW CONTENT, LONGER THAN THE OLD", "SHORT", "SAME!", ""} {
+		// Shared prefixes: an append, taking it back, a change in the middle.
+		for _, data := range []string{"NEW CONTENT, LONGER THAN THE OLD", "SHORT", "SAME!", "SAME! AND AN APPENDED TAIL", "SAME!", "SAMEX AND MORE", "SAMEX", "SAMEX", ""} {
 			if err := fsys.Overwrite("/etc/ssl/certs/ca-certificates.crt", []byte(data)); err != nil {
 				t.Fatalf("Overwrite(%q): %v", data, err)
 			}
@@ -64,6 +65,8 @@ func TestOverwrite(t *testing.T) {
 		if b, _ := os.ReadFile(filepath.Join(sb.root, "etc/file")); string(b) != "y" {
 			t.Errorf("clamped ..: %q", b)
 		}
+		// The FS keeps directory handles until Close; nothing else is left.
+		fsys.Close()
 		for fd := range openFDs(t) {
 			if !fds[fd] {
 				t.Errorf("fd %s left open", fd)
