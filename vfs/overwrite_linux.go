@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -166,14 +167,31 @@ func samePrefix(fd int, data []byte, size int64) (int64, error) {
 		if k == 0 {
 			break // shorter than fstat said
 		}
-		for i := 0; i < k; i++ {
-			if buf[i] != data[off+int64(i)] {
-				return off + int64(i), nil
-			}
+		if i := firstDiff(buf[:k], data[off:off+int64(k)]); i >= 0 {
+			return off + int64(i), nil
 		}
 		off += int64(k)
 	}
 	return off, nil
+}
+
+// firstDiff returns the index of the first byte where a and b (of the same
+// length) differ, or -1: bytes.Equal on 4 KiB blocks, then a byte scan of
+// the first block that differs.
+func firstDiff(a, b []byte) int {
+	const block = 4 << 10
+	for i := 0; i < len(a); i += block {
+		j := min(i+block, len(a))
+		if bytes.Equal(a[i:j], b[i:j]) {
+			continue
+		}
+		for k := i; k < j; k++ {
+			if a[k] != b[k] {
+				return k
+			}
+		}
+	}
+	return -1
 }
 
 // pwriteAll writes data at offset base of fd.

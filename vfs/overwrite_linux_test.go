@@ -237,3 +237,23 @@ func TestOverwriteKernelOverlay(t *testing.T) {
 		}
 	})
 }
+
+func TestFirstDiff(t *testing.T) {
+	a := make([]byte, 10<<10)
+	for i := range a {
+		a[i] = byte(i * 7)
+	}
+	for _, at := range []int{0, 1, 4095, 4096, 4097, 8191, len(a) - 1} {
+		b := append([]byte(nil), a...)
+		b[at]++
+		if got := firstDiff(a, b); got != at {
+			t.Errorf("difference at %d: firstDiff = %d", at, got)
+		}
+	}
+	if got := firstDiff(a, append([]byte(nil), a...)); got != -1 {
+		t.Errorf("equal: firstDiff = %d", got)
+	}
+	if got := firstDiff(nil, nil); got != -1 {
+		t.Errorf("empty: firstDiff = %d", got)
+	}
+}
