@@ -91,7 +91,8 @@ func (p *Plan) anchorFiles() []anchorFile {
 // CertificateFactory.generateCertificate, which reads the first
 // certificate only). A combined anchor would put only the set's first CA in
 // the Java keystore, so the command path keeps one anchor per CA there.
-// Alpine's and SUSE's hooks extract from the whole store instead.
+// Alpine's tool runs its hooks with no list of files, and SUSE's hooks
+// extract from p11-kit's whole store: neither is checked.
 func perFileHooks(fsys FS, l distro.Layout) string {
 	if l.Family != distro.FamilyDebian && l.Family != distro.FamilyGentoo {
 		return ""

@@ -22,11 +22,11 @@ const (
 	maxWatchData    = 64 << 20
 )
 
-// applyCommand writes our anchors (one per CA, or the combined one) into the
-// layout's anchor directory and runs the update tool through the Runner. Everything the tool may rewrite
-// (the generated directories, the hash directory, the bundles, the Java
-// stores, the anchor directory) is snapshotted before and after, so revert
-// restores it without the tool.
+// applyCommand writes our anchors (one per CA, or the combined one) into
+// the layout's anchor directory and runs the update tool through the
+// Runner. Everything the tool may rewrite (the generated directories, the
+// hash directory, the bundles, the Java stores, the anchor directory) is
+// snapshotted before and after, so revert restores it without the tool.
 func (p *Plan) applyCommand(ctx context.Context, fsys FS, j *Journal) error {
 	l := p.d.Layout
 	watch := []string{l.AnchorDir}
