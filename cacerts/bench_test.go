@@ -44,19 +44,30 @@ func quietCtx() context.Context {
 
 // BenchmarkFastPath measures one exec's install and revert on a Debian
 // layout the size of debian-bookworm-tls (every host Mozilla certificate in
-// the bundle, a .pem link and a hash link each in /etc/ssl/certs).
+// the bundle, a .pem link and a hash link each in /etc/ssl/certs). With the
+// default threshold, cas=16 is the largest set installed one anchor per CA
+// and cas=17, 50 and 1000 are one combined anchor; combine=never installs
+// one anchor per CA whatever the count.
 func BenchmarkFastPath(b *testing.B) {
 	host := hostCerts(b, 1000)
-	for _, n := range []int{1, 50} {
-		b.Run(fmt.Sprintf("cas=%d", n), func(b *testing.B) {
+	cases := []struct {
+		n     int
+		above int // Options.CombineAbove
+	}{{1, 0}, {DefaultCombineAbove, 0}, {DefaultCombineAbove + 1, 0}, {50, 0}, {1000, 0}, {50, -1}}
+	for _, tc := range cases {
+		name := fmt.Sprintf("cas=%d", tc.n)
+		if tc.above < 0 {
+			name += ",combine=never"
+		}
+		b.Run(name, func(b *testing.B) {
 			root := filepath.Join(b.TempDir(), "root")
 			treespec.Build(b, root, debianSpecs(b, host)...)
-			set := testSet(b, genCAs(b, n)...)
+			set := testSet(b, genCAs(b, tc.n)...)
 			fsys := openRoot(b, root)
 			d := detect(b, fsys)
 			ctx := quietCtx()
 			loop(b, func() {
-				j, err := Install(ctx, fsys, d, set, Options{Strict: true})
+				j, err := Install(ctx, fsys, d, set, Options{Strict: true, CombineAbove: tc.above})
 				if err != nil {
 					b.Fatal(err)
 				}

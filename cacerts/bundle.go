@@ -55,12 +55,24 @@ func AppendPEM(bundle []byte, blocks [][]byte) ([]byte, Addition) {
 // RemovePEM takes what add appended back out of bundle. When bundle still ends
 // with exactly what was appended, the result is the bundle as it was before
 // AppendPEM. Otherwise (the process edited the bundle, or a tool regenerated
-// it) each of our blocks is removed once where it starts a line, the last
-// occurrence first, and everything else is kept. It reports how many of our
-// blocks were not found.
+// it) all of our blocks, in order and together, are removed where they start
+// a line (the last such place): a tool that rebuilt the bundle copied a
+// combined anchor there verbatim. Failing that, each of our blocks is removed
+// once where it starts a line, the last occurrence first. Everything else is
+// kept. It reports how many of our blocks were not found.
 func RemovePEM(bundle []byte, add Addition) ([]byte, int) {
 	if s := add.suffix(); len(s) > 0 && bytes.HasSuffix(bundle, s) {
 		return append([]byte(nil), bundle[:len(bundle)-len(s)]...), 0
+	}
+	if len(add.Blocks) > 1 {
+		// One search instead of one per block: 1000 blocks in the middle of
+		// a bundle cost a quarter of a second one by one.
+		run := bytes.Join(add.Blocks, nil)
+		if at := lastLineStart(bundle, run); at >= 0 {
+			out := make([]byte, 0, len(bundle)-len(run))
+			out = append(out, bundle[:at]...)
+			return append(out, bundle[at+len(run):]...), 0
+		}
 	}
 	out := append([]byte(nil), bundle...)
 	missing := 0

@@ -30,6 +30,16 @@ func TestAppendRemovePEM(t *testing.T) {
 			want: func(o []byte) []byte { return append(append([]byte(nil), o...), theirs...) },
 		},
 		{
+			name: "tool regenerated with ours together in the middle", bundle: []byte("X\n"),
+			edit: func([]byte) []byte { return bytes.Join([][]byte{[]byte("X\n"), a, b, theirs}, nil) },
+			want: func(o []byte) []byte { return append(append([]byte(nil), o...), theirs...) },
+		},
+		{
+			name: "ours together, and a copy of one after", bundle: []byte("X\n"),
+			edit: func([]byte) []byte { return bytes.Join([][]byte{[]byte("X\n"), a, b, theirs, b}, nil) },
+			want: func(o []byte) []byte { return bytes.Join([][]byte{o, theirs, b}, nil) },
+		},
+		{
 			name: "process removed one of ours", bundle: []byte("X\n"),
 			edit: func([]byte) []byte { return append([]byte("X\n"), b...) },
 			want: func(o []byte) []byte { return o },

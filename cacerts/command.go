@@ -22,11 +22,11 @@ const (
 	maxWatchData    = 64 << 20
 )
 
-// applyCommand writes our anchors into the layout's anchor directory and
-// runs the update tool through the Runner. Everything the tool may rewrite
-// (the generated directories, the hash directory, the bundles, the Java
-// stores, the anchor directory) is snapshotted before and after, so revert
-// restores it without the tool.
+// applyCommand writes our anchors (one per CA, or the combined one) into
+// the layout's anchor directory and runs the update tool through the
+// Runner. Everything the tool may rewrite (the generated directories, the
+// hash directory, the bundles, the Java stores, the anchor directory) is
+// snapshotted before and after, so revert restores it without the tool.
 func (p *Plan) applyCommand(ctx context.Context, fsys FS, j *Journal) error {
 	l := p.d.Layout
 	watch := []string{l.AnchorDir}
@@ -59,13 +59,13 @@ func (p *Plan) applyCommand(ctx context.Context, fsys FS, j *Journal) error {
 	if err := j.mkdirAll(fsys, l.AnchorDir); err != nil {
 		return err
 	}
-	for _, c := range p.set.Certs {
-		anchor := path.Join(l.AnchorDir, c.Name+l.AnchorExt)
-		if _, err := j.writeFile(fsys, anchor, c.PEM, 0o644, [][]byte{c.PEM}); err != nil {
+	for _, f := range p.anchorFiles() {
+		anchor := path.Join(l.AnchorDir, f.name+l.AnchorExt)
+		if _, err := j.writeFile(fsys, anchor, f.data(), 0o644, f.blocks()); err != nil {
 			return err
 		}
 		j.ours[anchor] = true
-		j.ours[c.Name+".pem"] = true
+		j.ours[f.name+".pem"] = true
 	}
 	out, runErr := p.opt.Runner.Run(ctx, p.argv)
 	// The tool changed the tree behind the FS's back: a vfs.FS must forget

@@ -60,10 +60,11 @@ func notFast(format string, args ...any) error {
 // fsys exactly for layout l and set: a Debian-family layout with the tool
 // installed and able to run, no hooks, a non-empty CERTSCONF, a real hash
 // directory in the writable root mount holding the bundle as a regular file,
-// and a local anchor directory that is absent or holds only regular files
-// (none named like ours). It returns the names of the existing local anchors
-// (*.crt files of the anchor directory), sorted.
-func fastCheck(fsys FS, l distro.Layout, set *Set) ([]string, error) {
+// and a local anchor directory that is absent or holds only regular files,
+// none named like ours (anchors are the base names, without the layout's
+// extension, of the anchor files the plan writes). It returns the names of
+// the existing local anchors (*.crt files of the anchor directory), sorted.
+func fastCheck(fsys FS, l distro.Layout, anchors []string) ([]string, error) {
 	if l.Family != distro.FamilyDebian && l.Family != distro.FamilyGentoo {
 		return nil, notFast("no exact model of %s's update tool", l.Family)
 	}
@@ -117,9 +118,9 @@ func fastCheck(fsys FS, l distro.Layout, set *Set) ([]string, error) {
 			existing = append(existing, e.Name())
 		}
 	}
-	for _, c := range set.Certs {
-		if names[c.Name+l.AnchorExt] {
-			return nil, notFast("%s/%s%s already exists", l.AnchorDir, c.Name, l.AnchorExt)
+	for _, a := range anchors {
+		if names[a+l.AnchorExt] {
+			return nil, notFast("%s/%s%s already exists", l.AnchorDir, a, l.AnchorExt)
 		}
 	}
 	sort.Strings(existing)
@@ -185,11 +186,17 @@ func runPartsName(n string) bool {
 }
 
 // applyFast installs the plan's CAs like update-ca-certificates would.
+// A combined anchor (Options.CombineAbove) is what the tool makes of any
+// multi-certificate file in LOCALCERTSDIR: add() appends it whole to the
+// bundle and links it as one <name>.pem; `openssl rehash` (apps/rehash.c,
+// do_file) skips a file that does not hold exactly one certificate or CRL
+// ("warning: skipping ..., it does not contain exactly one certificate or
+// CRL", not an error), so it gets no subject-hash link.
 func (p *Plan) applyFast(fsys FS, j *Journal) error {
 	l := p.d.Layout
 	etc, bundle, anchorDir, ext := l.HashDir, l.Bundles[0].Path, l.AnchorDir, l.AnchorExt
-	certs := append([]*Cert(nil), p.set.Certs...)
-	sort.Slice(certs, func(a, b int) bool { return certs[a].Name+ext < certs[b].Name+ext })
+	files := p.anchorFiles()
+	sort.Slice(files, func(a, b int) bool { return files[a].name+ext < files[b].name+ext })
 
 	// The bundle's tail must be the existing local anchors, in sort order.
 	existing := p.existing
@@ -220,12 +227,19 @@ func (p *Plan) applyFast(fsys FS, j *Journal) error {
 		return fmt.Errorf("bundle %s does not end with the local anchors of %s: run update-ca-certificates in the image, or use the command path", bundle, anchorDir)
 	}
 	var ours [][]byte
-	for _, c := range certs {
-		pieces = append(pieces, piece{c.Name + ext, c.PEM})
-		ours = append(ours, c.PEM)
+	contents := make([][]byte, len(files))
+	for i, f := range files {
+		contents[i] = f.data()
+		pieces = append(pieces, piece{f.name + ext, contents[i]})
+		ours = append(ours, f.blocks()...)
 	}
 	sort.SliceStable(pieces, func(a, b int) bool { return pieces[a].name < pieces[b].name })
-	out := append([]byte(nil), data[:len(data)-len(tail)]...)
+	size := len(data) - len(tail)
+	for _, pc := range pieces {
+		size += len(pc.data)
+	}
+	out := make([]byte, 0, size)
+	out = append(out, data[:len(data)-len(tail)]...)
 	for _, pc := range pieces {
 		out = append(out, pc.data...)
 	}
@@ -235,27 +249,32 @@ func (p *Plan) applyFast(fsys FS, j *Journal) error {
 	if err := j.mkdirAll(fsys, anchorDir); err != nil {
 		return err
 	}
-	for _, c := range certs {
-		anchor := path.Join(anchorDir, c.Name+ext)
-		if _, err := j.writeFile(fsys, anchor, c.PEM, 0o644, [][]byte{c.PEM}); err != nil {
+	for i, f := range files {
+		anchor := path.Join(anchorDir, f.name+ext)
+		if _, err := j.writeFile(fsys, anchor, contents[i], 0o644, f.blocks()); err != nil {
 			return err
 		}
 		j.ours[anchor] = true
-		pemName := c.Name + ".pem"
+		pemName := f.name + ".pem"
 		if err := j.symlink(fsys, anchor, path.Join(etc, pemName)); err != nil {
 			return err
 		}
 		j.ours[pemName] = true
 	}
 
-	// Hash links, bucket by bucket.
-	buckets := map[uint32][]*Cert{}
+	// Hash links, bucket by bucket, for the files rehash hashes: those
+	// holding exactly one certificate.
+	buckets := map[uint32][]rehashOurs{}
 	var hashes []uint32
-	for _, c := range certs {
+	for _, f := range files {
+		if len(f.certs) != 1 {
+			continue
+		}
+		c := f.certs[0]
 		if _, ok := buckets[c.SubjectHash]; !ok {
 			hashes = append(hashes, c.SubjectHash)
 		}
-		buckets[c.SubjectHash] = append(buckets[c.SubjectHash], c)
+		buckets[c.SubjectHash] = append(buckets[c.SubjectHash], rehashOurs{pem: f.name + ".pem", cert: c})
 	}
 	sort.Slice(hashes, func(a, b int) bool { return hashes[a] < hashes[b] })
 	for _, h := range hashes {
@@ -279,6 +298,13 @@ func (p *Plan) applyFast(fsys FS, j *Journal) error {
 	}
 	j.scan = append(j.scan, etc)
 	return nil
+}
+
+// rehashOurs is one of our single-certificate files in the hash directory:
+// its .pem link name and its certificate.
+type rehashOurs struct {
+	pem  string
+	cert *Cert
 }
 
 // dpkgInstalled is a dpkg info file of Debian's ca-certificates package
@@ -310,7 +336,7 @@ func (j *Journal) watchPackageDir(fsys FS, dir, marker string) {
 // rehashBucket makes the <hash>.<n> links of bucket h in etc what `openssl
 // rehash` would after our .pem links appeared, trusting the existing links
 // of the bucket to be complete (as the last rehash left them).
-func rehashBucket(fsys FS, j *Journal, etc string, h uint32, ours []*Cert) error {
+func rehashBucket(fsys FS, j *Journal, etc string, h uint32, ours []rehashOurs) error {
 	var links []rehashLink
 	var files []rehashFile
 	seen := map[string]bool{}
@@ -344,8 +370,8 @@ func rehashBucket(fsys FS, j *Journal, etc string, h uint32, ours []*Cert) error
 			files = append(files, rehashFile{name: target, digest: d})
 		}
 	}
-	for _, c := range ours {
-		files = append(files, rehashFile{name: c.Name + ".pem", digest: sha1.Sum(c.Cert.Raw)})
+	for _, o := range ours {
+		files = append(files, rehashFile{name: o.pem, digest: sha1.Sum(o.cert.Cert.Raw)})
 	}
 	res, err := simulateRehash(files, links)
 	if err != nil {

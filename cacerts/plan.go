@@ -57,6 +57,20 @@ type Options struct {
 	Method Method
 	// Strict makes an install failure an error instead of a warning.
 	Strict bool
+	// CombineAbove makes the fast and command paths install a set of more
+	// CAs than this as one anchor file, CombinedName plus the layout's
+	// anchor extension, holding every CA in the set's order, instead of one
+	// anchor per CA: the entries an exec creates and removes then do not
+	// grow with the set. Zero means DefaultCombineAbove; a negative value
+	// never combines; a single CA is always its own anchor. The update tools
+	// treat such a file as they treat any multi-certificate anchor:
+	// Debian's update-ca-certificates appends it to the bundle whole and
+	// links it as one .pem, and `openssl rehash` gives it no subject-hash
+	// link, so the CAs are in the bundle (OpenSSL's CAfile, Go, GnuTLS) but
+	// not found by a CApath-only lookup. The command path does not combine
+	// where a hook reads one certificate per added file (see perFileHooks).
+	// The generic, SSL_CERT_FILE and certifi bundles are unaffected.
+	CombineAbove int
 }
 
 // Plan is what NewPlan decided for one container root. Apply it once.
@@ -71,6 +85,7 @@ type Plan struct {
 	opt      Options
 	argv     []string // command path: the update command found
 	existing []string // fast path: the local anchors already there
+	combined bool     // the anchors are one file, CombinedName
 }
 
 // NewPlan chooses how to install set into the root fsys, whose distribution
@@ -89,8 +104,13 @@ func NewPlan(ctx context.Context, fsys FS, d *distro.Distro, set *Set, opt Optio
 		return p, nil
 	}
 	var fastErr, cmdErr error
+	p.combined = opt.combines(set.Len())
 	if opt.Method == MethodAuto || opt.Method == MethodFast {
-		p.existing, fastErr = fastCheck(fsys, d.Layout, set)
+		var names []string
+		for _, a := range p.anchorFiles() {
+			names = append(names, a.name)
+		}
+		p.existing, fastErr = fastCheck(fsys, d.Layout, names)
 	}
 	cmdCheck := func() error {
 		switch {
@@ -130,6 +150,15 @@ func NewPlan(ctx context.Context, fsys FS, d *distro.Distro, set *Set, opt Optio
 		p.Method, p.Reason = opt.Method, "forced"
 	default:
 		return nil, fmt.Errorf("planning CA install: unknown method %d", opt.Method)
+	}
+	switch {
+	case p.Method != MethodFast && p.Method != MethodCommand:
+		p.combined = false // no anchors written
+	case p.combined && p.Method == MethodCommand:
+		if h := perFileHooks(fsys, d.Layout); h != "" {
+			p.combined = false
+			p.Reason += "; one anchor per CA: hook " + h + " reads one certificate per added file"
+		}
 	}
 	return p, nil
 }
@@ -204,7 +233,11 @@ func Install(ctx context.Context, fsys FS, d *distro.Distro, set *Set, opt Optio
 		return newJournal(MethodNone), nil
 	}
 	if p.Method != MethodNone {
-		log.WithFields(logrus.Fields{"paths": len(j.Paths()), "ms": time.Since(start).Milliseconds()}).Info("CA certificates installed")
+		f := logrus.Fields{"paths": len(j.Paths()), "ms": time.Since(start).Milliseconds()}
+		if p.combined {
+			f["combined"] = set.Len() // CAs combined into one anchor, CombinedName
+		}
+		log.WithFields(f).Info("CA certificates installed")
 	}
 	return j, nil
 }

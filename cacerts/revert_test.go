@@ -129,34 +129,43 @@ func TestProcessChangesWin(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			// Without injection.
-			plain := filepath.Join(t.TempDir(), "root")
-			treespec.Build(t, plain, debianSpecs(t, host)...)
-			// With injection: the same tree, copied with its times.
-			with := filepath.Join(t.TempDir(), "root")
-			treespec.Build(t, with, debianSpecs(t, host)...)
-			copyTimes(t, plain, with)
-			assertSame(t, "the two trees differ before the test", snap(t, plain), snap(t, with))
-
-			tc.process(t, plain)
-			fsys := openRoot(t, with)
-			j, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{Strict: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			tc.process(t, with)
-			if err := j.Revert(context.Background(), openRoot(t, with)); err != nil {
-				t.Fatal(err)
-			}
-			a, b := snap(t, plain), snap(t, with)
-			for _, p := range tc.wantChanged {
-				if a[p] != "" && b[p] != "" {
-					a[p], b[p] = stripMtime(a[p]), stripMtime(b[p])
-				}
-			}
-			assertSame(t, "with injection vs without, after revert", a, b)
+			checkProcessChangesWin(t, host, set, Options{Strict: true}, tc.process, tc.wantChanged)
 		})
 	}
+}
+
+// checkProcessChangesWin runs process on two equal Debian trees holding
+// host, one without injection and one between Install(set, opt) and Revert,
+// and checks the trees are then equal; mtimes are not compared for the paths
+// in wantChanged, which the process changed.
+func checkProcessChangesWin(t *testing.T, host map[string][]byte, set *Set, opt Options, process func(t *testing.T, root string), wantChanged []string) {
+	t.Helper()
+	// Without injection.
+	plain := filepath.Join(t.TempDir(), "root")
+	treespec.Build(t, plain, debianSpecs(t, host)...)
+	// With injection: the same tree, copied with its times.
+	with := filepath.Join(t.TempDir(), "root")
+	treespec.Build(t, with, debianSpecs(t, host)...)
+	copyTimes(t, plain, with)
+	assertSame(t, "the two trees differ before the test", snap(t, plain), snap(t, with))
+
+	process(t, plain)
+	fsys := openRoot(t, with)
+	j, err := Install(context.Background(), fsys, detect(t, fsys), set, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	process(t, with)
+	if err := j.Revert(context.Background(), openRoot(t, with)); err != nil {
+		t.Fatal(err)
+	}
+	a, b := snap(t, plain), snap(t, with)
+	for _, p := range wantChanged {
+		if a[p] != "" && b[p] != "" {
+			a[p], b[p] = stripMtime(a[p]), stripMtime(b[p])
+		}
+	}
+	assertSame(t, "with injection vs without, after revert", a, b)
 }
 
 // stripMtime drops the mtime and nlink fields of a treespec description.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -78,12 +79,25 @@ func diffSnap(a, b map[string]string) []string {
 // TestDifferentialUpdateCACertificates proves the fast path leaves the same
 // trust store as copying the anchors and running the real
 // update-ca-certificates by chroot, and that revert restores every path of
-// the original tree, mtimes included.
+// the original tree, mtimes included. The 1, 3 and 50 CA cases never
+// combine (one anchor per CA); the 100 CA case uses the default threshold,
+// so the tool gets the one combined anchor the fast path writes.
 func TestDifferentialUpdateCACertificates(t *testing.T) {
 	testenv.RequiresRoot(t)
+	cases := []struct {
+		n     int
+		above int // Options.CombineAbove
+	}{{1, -1}, {3, -1}, {50, -1}, {100, 0}}
 	for _, image := range []string{testimages.DebianBookwormTLS, testimages.DebianTrixieTLS} {
-		for _, n := range []int{1, 3, 50} {
-			t.Run(fmt.Sprintf("%s/%d", image, n), func(t *testing.T) {
+		for _, tc := range cases {
+			n := tc.n
+			opt := Options{Strict: true, Method: MethodFast, CombineAbove: tc.above}
+			combined := opt.combines(n)
+			name := fmt.Sprintf("%s/%d", image, n)
+			if combined {
+				name += "/combined"
+			}
+			t.Run(name, func(t *testing.T) {
 				set := testSet(t, genCAs(t, n)...)
 				fast := testimages.Rootfs(t, image)
 				tool := testimages.Rootfs(t, image)
@@ -94,15 +108,23 @@ func TestDifferentialUpdateCACertificates(t *testing.T) {
 
 				fsys := openRoot(t, fast)
 				start := time.Now()
-				j, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{Strict: true, Method: MethodFast})
+				j, err := Install(context.Background(), fsys, detect(t, fsys), set, opt)
 				if err != nil {
 					t.Fatal(err)
 				}
 				fastTime := time.Since(start)
 
-				for _, c := range set.Certs {
-					p := filepath.Join(tool, "usr/local/share/ca-certificates", c.Name+".crt")
-					if err := os.WriteFile(p, c.PEM, 0o644); err != nil {
+				anchors := map[string][]byte{}
+				if combined {
+					anchors[CombinedName] = concatPEM(set)
+				} else {
+					for _, c := range set.Certs {
+						anchors[c.Name] = c.PEM
+					}
+				}
+				for name, data := range anchors {
+					p := filepath.Join(tool, "usr/local/share/ca-certificates", name+".crt")
+					if err := os.WriteFile(p, data, 0o644); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -115,6 +137,10 @@ func TestDifferentialUpdateCACertificates(t *testing.T) {
 
 				if d := diffNoMtime(snap(t, fast), snap(t, tool)); len(d) > 0 {
 					t.Errorf("fast path vs update-ca-certificates:\n%s", strings.Join(d, "\n"))
+				}
+				_, err = os.Lstat(filepath.Join(fast, combinedAnchor))
+				if got := err == nil; got != combined {
+					t.Errorf("combined anchor present: %v, want %v", got, combined)
 				}
 				if err := j.Revert(context.Background(), openRoot(t, fast)); err != nil {
 					t.Fatal(err)
@@ -150,17 +176,32 @@ func TestProcessChangesWinChroot(t *testing.T) {
 	type run struct {
 		image  string
 		method Method
+		cas    int
+		only   []string // scenarios to run; all when empty
 	}
+	combined := DefaultCombineAbove + 4 // one combined anchor
 	runs := []run{
-		{testimages.DebianBookwormTLS, MethodAuto}, // fast
-		{testimages.DebianTrixieTLS, MethodAuto},
-		{testimages.DebianBookwormTLS, MethodCommand},
+		{testimages.DebianBookwormTLS, MethodAuto, 3, nil}, // fast
+		{testimages.DebianTrixieTLS, MethodAuto, 3, nil},
+		{testimages.DebianBookwormTLS, MethodCommand, 3, nil},
+		// A combined anchor through what rebuilds the bundle or removes the
+		// package; the other scenarios run with it in TestProcessChangesWinCombined.
+		{testimages.DebianBookwormTLS, MethodAuto, combined, []string{"update-ca-certificates", "reinstall ca-certificates", "purge ca-certificates"}},
+		{testimages.DebianTrixieTLS, MethodAuto, combined, []string{"update-ca-certificates"}},
+		{testimages.DebianBookwormTLS, MethodCommand, combined, []string{"update-ca-certificates", "purge ca-certificates"}},
 	}
 	for _, r := range runs {
 		image := r.image
 		for _, sc := range scenarios {
-			t.Run(image+"/"+r.method.String()+"/"+sc.name, func(t *testing.T) {
-				set := testSet(t, genCAs(t, 3)...)
+			if len(r.only) > 0 && !slices.Contains(r.only, sc.name) {
+				continue
+			}
+			name := image + "/" + r.method.String() + "/" + sc.name
+			if r.cas > DefaultCombineAbove {
+				name = image + "/" + r.method.String() + "/combined/" + sc.name
+			}
+			t.Run(name, func(t *testing.T) {
+				set := testSet(t, genCAs(t, r.cas)...)
 				plain := testimages.Rootfs(t, image)
 				with := testimages.Rootfs(t, image)
 				if sc.deb {
@@ -190,6 +231,11 @@ func TestProcessChangesWinChroot(t *testing.T) {
 					t.Fatal(err)
 				}
 				t.Logf("method %s", j.Method())
+				if r.cas > DefaultCombineAbove {
+					if _, err := os.Lstat(filepath.Join(with, combinedAnchor)); err != nil {
+						t.Fatalf("no combined anchor after install: %v", err)
+					}
+				}
 				run(with)
 				if err := j.Revert(context.Background(), openRoot(t, with)); err != nil {
 					t.Fatal(err)
@@ -295,16 +341,22 @@ func TestOverlayLayerEmptyAfterRevert(t *testing.T) {
 		image string
 		m     Method
 		want  Method
+		cas   int
 	}{
-		{testimages.DebianBookwormTLS, MethodFast, MethodFast},
-		{testimages.DebianBookwormTLS, MethodCommand, MethodCommand},
-		{testimages.DebianBookwormMin, MethodAuto, MethodGeneric},
-		{testimages.Busybox, MethodAuto, MethodGeneric},
-		{testimages.ScratchGo, MethodAuto, MethodGeneric},
+		{testimages.DebianBookwormTLS, MethodFast, MethodFast, 3},
+		{testimages.DebianBookwormTLS, MethodFast, MethodFast, DefaultCombineAbove + 4}, // combined
+		{testimages.DebianBookwormTLS, MethodCommand, MethodCommand, 3},
+		{testimages.DebianBookwormMin, MethodAuto, MethodGeneric, 3},
+		{testimages.Busybox, MethodAuto, MethodGeneric, 3},
+		{testimages.ScratchGo, MethodAuto, MethodGeneric, 3},
 	}
 	for _, tc := range cases {
 		m := tc.m
-		t.Run(tc.image+"/"+m.String(), func(t *testing.T) {
+		name := tc.image + "/" + m.String()
+		if tc.cas > DefaultCombineAbove {
+			name += "/combined"
+		}
+		t.Run(name, func(t *testing.T) {
 			lower := testimages.Rootfs(t, tc.image)
 			dir := t.TempDir()
 			upper, work, merged := filepath.Join(dir, "upper"), filepath.Join(dir, "work"), filepath.Join(dir, "merged")
@@ -326,7 +378,7 @@ func TestOverlayLayerEmptyAfterRevert(t *testing.T) {
 			}
 			defer umount()
 
-			set := testSet(t, genCAs(t, 3)...)
+			set := testSet(t, genCAs(t, tc.cas)...)
 			fsys := openRoot(t, merged)
 			j, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{Strict: true, Method: m, Runner: chrootRunner{root: merged}})
 			if err != nil {

@@ -13,7 +13,7 @@ import (
 // newDefaultInstaller is the Installer Wrap uses when Options.Installer is
 // nil.
 func newDefaultInstaller(o Options) Installer {
-	return &defaultInstaller{cas: o.CAs, mode: o.Mode, strict: o.Strict}
+	return &defaultInstaller{cas: o.CAs, mode: o.Mode, strict: o.Strict, combineAbove: o.CombineAbove}
 }
 
 // defaultInstaller installs the CA set with the vfs, distro and cacerts
@@ -22,9 +22,10 @@ func newDefaultInstaller(o Options) Installer {
 // distro's tool in a sibling, or the generic bundle) and, after the
 // process, Journal.Revert on a fresh view of the same mounts.
 type defaultInstaller struct {
-	cas    CASource
-	mode   Mode
-	strict bool
+	cas          CASource
+	mode         Mode
+	strict       bool
+	combineAbove int
 }
 
 // Install implements Installer.
@@ -66,7 +67,7 @@ func (d *defaultInstaller) install(ctx context.Context, c *Container, set *cacer
 	if err != nil {
 		return nil, fmt.Errorf("detecting the container's distribution: %w", err)
 	}
-	opt := cacerts.Options{Env: c.Env, Strict: d.strict}
+	opt := cacerts.Options{Env: c.Env, Strict: d.strict, CombineAbove: d.combineAbove}
 	switch d.mode {
 	case ModeCommand:
 		opt.Method, opt.Runner = cacerts.MethodCommand, c.Runner

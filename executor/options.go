@@ -68,6 +68,11 @@ type Options struct {
 	// Strict fails an exec whose install failed instead of running it
 	// without the CAs.
 	Strict bool
+	// CombineAbove installs a set of more CAs than this as one combined
+	// anchor file instead of one per CA, so an exec's cost does not grow
+	// with the number of CAs (cacerts.Options.CombineAbove): zero means
+	// cacerts.DefaultCombineAbove, a negative value never combines.
+	CombineAbove int
 	// SiblingTimeout bounds one run of the distro's tool in a sibling
 	// container; zero means DefaultSiblingTimeout.
 	SiblingTimeout time.Duration

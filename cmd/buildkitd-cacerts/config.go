@@ -31,11 +31,15 @@ import (
 //	  mode = "auto"                   # auto | command | fast | off
 //	  strict = false                  # fail a RUN whose install failed
 //	  sibling_timeout = "60s"         # bound on one run of the distro's tool
+//	  combine_above = 16              # more CAs than this: one combined anchor; -1: never
 type cacertsConfig struct {
 	Dir            string          `toml:"dir"`
 	Mode           string          `toml:"mode"`
 	Strict         bool            `toml:"strict"`
 	SiblingTimeout config.Duration `toml:"sibling_timeout"`
+	// CombineAbove is executor.Options.CombineAbove: 0 (or absent) means
+	// cacerts.DefaultCombineAbove, a negative value never combines.
+	CombineAbove int `toml:"combine_above"`
 }
 
 // defaultCACertsDir is the CA directory when neither [cacerts] dir nor

@@ -40,11 +40,14 @@ root = "/var/lib/x"
   mode = "command"
   strict = true
   sibling_timeout = "90s"
+  combine_above = 32
 [registry."example.com"]
   http = true
 `,
-			want: cacertsConfig{Dir: "/etc/engine-cas", Mode: "command", Strict: true, SiblingTimeout: config.Duration{Duration: 90 * time.Second}},
+			want: cacertsConfig{Dir: "/etc/engine-cas", Mode: "command", Strict: true, SiblingTimeout: config.Duration{Duration: 90 * time.Second}, CombineAbove: 32},
 		},
+		{name: "never combine", toml: "[cacerts]\ncombine_above = -1\n", want: cacertsConfig{Dir: cacerts.DefaultDir, CombineAbove: -1}},
+		{name: "combine_above not a number", toml: "[cacerts]\ncombine_above = \"many\"\n", wantErr: true},
 		{name: "bad mode", toml: "[cacerts]\nmode = \"sometimes\"\n", wantErr: true},
 		{name: "bad duration", toml: "[cacerts]\nsibling_timeout = \"soon\"\n", wantErr: true},
 	}
@@ -99,5 +102,19 @@ func TestAttrMap(t *testing.T) {
 	}
 	if _, err := attrMap([]string{"novalue"}); err == nil {
 		t.Error("accepted a label without =")
+	}
+}
+
+func TestExecutorOptions(t *testing.T) {
+	cc := cacertsConfig{Dir: t.TempDir(), Mode: "fast", Strict: true, CombineAbove: -1}
+	o, err := executorOptions(cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Mode != executor.ModeFast || !o.Strict || o.CombineAbove != -1 || o.SiblingTimeout != executor.DefaultSiblingTimeout || o.CAs == nil {
+		t.Errorf("got %+v from %+v", o, cc)
+	}
+	if _, err := executorOptions(cacertsConfig{Mode: "sometimes"}); err == nil {
+		t.Error("accepted an unknown mode")
 	}
 }

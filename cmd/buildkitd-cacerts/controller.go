@@ -156,6 +156,7 @@ func executorOptions(cc cacertsConfig) (executor.Options, error) {
 		Mode:           mode,
 		Strict:         cc.Strict,
 		SiblingTimeout: cc.siblingTimeout(),
+		CombineAbove:   cc.CombineAbove,
 	}, nil
 }
 
