@@ -42,7 +42,7 @@ type params struct {
 	Rounds       int
 	ConcRounds   int
 	Steps        int
-	SlowSteps    int // steps per build where a step takes seconds: mode=command, 1000 CAs
+	SlowSteps    int // steps per build where a step takes seconds: mode=command
 	ScalingSteps int
 	ConcSteps    int
 	Images       []string
@@ -76,7 +76,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.Rounds, "rounds", 5, "rounds of the overhead and scaling sections (each round runs every configuration once)")
 	fs.IntVar(&o.ConcRounds, "conc-rounds", 3, "rounds of the concurrency section")
 	fs.IntVar(&o.Steps, "steps", 20, "RUN steps per build")
-	fs.IntVar(&o.SlowSteps, "slow-steps", 5, "RUN steps per build where a step takes seconds: mode=command (two runs of the distro tool per step) and 1000 CAs")
+	fs.IntVar(&o.SlowSteps, "slow-steps", 5, "RUN steps per build where a step takes seconds: mode=command (two runs of the distro tool per step)")
 	fs.IntVar(&o.ScalingSteps, "scaling-steps", 12, "RUN steps per build in the scaling section")
 	fs.IntVar(&o.ConcSteps, "conc-steps", 10, "RUN steps per build in the concurrency section")
 	sections := fs.String("sections", strings.Join(allSections, ","), "sections to run: "+strings.Join(allSections, ","))

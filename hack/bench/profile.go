@@ -50,9 +50,6 @@ func (e *env) profiles(ctx context.Context, r *results) error {
 			return err
 		}
 		steps := e.o.ScalingSteps
-		if pt.Spec.CAs >= 1000 {
-			steps = e.o.SlowSteps
-		}
 		if err := e.warm(ctx, pt.Spec, im); err != nil {
 			return err
 		}

@@ -188,7 +188,7 @@ func report(r *results) string {
 	if r.Commit != "" {
 		w("- Tree: %s\n", r.Commit)
 	}
-	w("- Rounds: %d (overhead, scaling), %d (concurrency). RUN steps per build: %d (overhead), %d (scaling), %d (concurrency), %d where a step takes seconds (mode=command, 1000 CAs)\n", p.Rounds, p.ConcRounds, p.Steps, p.ScalingSteps, p.ConcSteps, p.SlowSteps)
+	w("- Rounds: %d (overhead, scaling), %d (concurrency). RUN steps per build: %d (overhead), %d (scaling), %d (concurrency), %d where a step takes seconds (mode=command)\n", p.Rounds, p.ConcRounds, p.Steps, p.ScalingSteps, p.ConcSteps, p.SlowSteps)
 	w("- Machine: %s, %d CPUs; kernel %s; %s; %s\n", r.Machine.CPU, r.Machine.CPUs, r.Machine.Kernel, r.Machine.Runc, r.Machine.Go)
 	if r.Machine.StateFS != "" {
 		w("- Daemon state (the temp dir, `TMPDIR`): %s\n", r.Machine.StateFS)

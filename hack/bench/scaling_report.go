@@ -12,7 +12,7 @@ func scalingReport(b *strings.Builder, r *results) {
 	g := r.Scaling
 	const tls = "debian-bookworm-tls"
 	w("## 2. Scaling\n\n")
-	w("debian-bookworm-tls, mode=auto (fast path), %d RUN steps per build (%d with 1000 CAs), %d rounds; every point\n", p.ScalingSteps, min(p.ScalingSteps, p.SlowSteps), p.Rounds)
+	w("debian-bookworm-tls, mode=auto (fast path; more than 16 CAs are one combined anchor, `combine_above`), %d RUN steps per build, %d rounds; every point\n", p.ScalingSteps, p.Rounds)
 	w("against")
 	w(" plain (empty CA dir) on the same image in the same rounds.\n\n")
 
