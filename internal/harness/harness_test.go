@@ -223,22 +223,13 @@ func TestMutualTLS(t *testing.T) {
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	srv.StartTLS()
 	defer srv.Close()
-	get := func(certs ...tls.Certificate) error {
-		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: certs}}}
-		resp, err := c.Get(srv.URL)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		return nil
-	}
-	if err := get(client); err != nil {
+	if err := tlsGet(srv.URL, ca, client); err != nil {
 		t.Errorf("with the client certificate: %v", err)
 	}
-	if err := get(); err == nil {
+	if err := tlsGet(srv.URL, ca); err == nil {
 		t.Error("served a client without a certificate")
 	}
-	if err := get(server); err == nil {
+	if err := tlsGet(srv.URL, ca, server); err == nil {
 		t.Error("served a client presenting a server-only certificate")
 	}
 }
