@@ -2,13 +2,7 @@ package integration
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
+	"crypto/tls"
 	"net"
 	"os"
 	"path/filepath"
@@ -20,6 +14,7 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/moby/buildkit/client"
 
+	"github.com/buildkit-cacerts/buildkit-cacerts/internal/harness"
 	"github.com/buildkit-cacerts/buildkit-cacerts/internal/testenv"
 )
 
@@ -30,32 +25,24 @@ import (
 func TestDaemonFlags(t *testing.T) {
 	testenv.RequiresRoot(t)
 	dir := t.TempDir()
-	ca, caKey := newCA(t)
-	writePEM(t, filepath.Join(dir, "ca.pem"), "CERTIFICATE", ca.Raw)
-	issue := func(name string, usage x509.ExtKeyUsage, ips ...net.IP) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(time.Now().UnixNano()),
-			Subject:      pkix.Name{CommonName: name},
-			NotBefore:    time.Now().Add(-time.Hour),
-			NotAfter:     time.Now().Add(time.Hour),
-			IPAddresses:  ips,
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kb, _ := x509.MarshalECPrivateKey(key)
-		writePEM(t, filepath.Join(dir, name+".pem"), "CERTIFICATE", der)
-		writePEM(t, filepath.Join(dir, name+"-key.pem"), "EC PRIVATE KEY", kb)
+	ca, err := harness.NewCA("flags test CA")
+	if err != nil {
+		t.Fatal(err)
 	}
-	issue("server", x509.ExtKeyUsageServerAuth, net.ParseIP("127.0.0.1"))
-	issue("client", x509.ExtKeyUsageClientAuth)
+	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), ca.PEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	issue := func(name string, leaf func() (tls.Certificate, error)) {
+		cert, err := leaf()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := harness.WriteKeyPair(cert, filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	issue("server", func() (tls.Certificate, error) { return ca.Leaf("127.0.0.1") })
+	issue("client", func() (tls.Certificate, error) { return ca.ClientLeaf("client") })
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -65,8 +52,8 @@ func TestDaemonFlags(t *testing.T) {
 	l.Close()
 
 	toml := "[worker.oci]\n  labels = { \"from.toml\" = \"yes\" }\n[cacerts]\n  mode = \"fast\"\n  sibling_timeout = \"5s\"\n"
-	d := startDaemon(t, toml, caDir(t, nil),
-		"--addr", "tcp://"+tcpAddr,
+	d := startDaemon(t, harness.DaemonConfig{TOML: toml, CADir: caDir(t), Args: []string{
+		"--addr", "tcp://" + tcpAddr,
 		"--tlscert", filepath.Join(dir, "server.pem"),
 		"--tlskey", filepath.Join(dir, "server-key.pem"),
 		"--tlscacert", filepath.Join(dir, "ca.pem"),
@@ -74,7 +61,7 @@ func TestDaemonFlags(t *testing.T) {
 		"--oci-worker-platform", "linux/amd64",
 		"--oci-worker-snapshotter", "native",
 		"--log-format", "json",
-	)
+	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := client.New(ctx, "tcp://"+tcpAddr,
@@ -123,37 +110,7 @@ func TestDaemonFlags(t *testing.T) {
 	if err == nil {
 		t.Error("a client without a certificate was served")
 	}
-	if !strings.Contains(d.log.String(), `"level":"info"`) {
-		t.Errorf("log is not JSON:\n%s", d.log.String())
-	}
-}
-
-func newCA(t *testing.T) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "flags test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(der)
-	return ca, key
-}
-
-func writePEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
+	if !strings.Contains(d.Log(), `"level":"info"`) {
+		t.Errorf("log is not JSON:\n%s", d.Log())
 	}
 }

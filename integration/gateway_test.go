@@ -12,6 +12,8 @@ import (
 	"github.com/moby/buildkit/client/llb"
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/moby/buildkit/solver/pb"
+
+	"github.com/buildkit-cacerts/buildkit-cacerts/internal/harness"
 )
 
 // nopWriteCloser collects a process's output.
@@ -26,8 +28,8 @@ func (*nopWriteCloser) Close() error { return nil }
 // unchanged afterwards.
 func TestGatewayContainer(t *testing.T) {
 	e := newSmokeEnv(t)
-	d := startDaemon(t, e.toml, caDir(t, e.pki.CAPEM))
-	c := d.client(t)
+	d := startDaemon(t, harness.DaemonConfig{TOML: e.toml, CADir: caDir(t, e.ca)})
+	c := daemonClient(t, d)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 

@@ -199,17 +199,10 @@ func newMatrixEnv(t *testing.T) *matrixEnv {
 		e.debDirs[suite] = dir
 	}
 
-	// Two daemons, built once.
-	bins, err := harness.BuildBinaries(ctx, t.TempDir(), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	withDir, emptyDir := t.TempDir(), t.TempDir()
-	if err := os.WriteFile(filepath.Join(withDir, "matrix-test-ca.crt"), e.testCA.PEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for k, dir := range map[daemonKind]string{withCA: withDir, emptyCA: emptyDir} {
-		d, err := harness.StartDaemon(ctx, harness.DaemonConfig{Binary: bins.Daemon, CADir: dir, TOML: e.reg.TOML(), Debug: true})
+	// Two daemons, on the binary every test of the process shares.
+	bin := daemonBinary(t)
+	for k, dir := range map[daemonKind]string{withCA: caDir(t, e.testCA), emptyCA: caDir(t)} {
+		d, err := harness.StartDaemon(ctx, harness.DaemonConfig{Binary: bin, CADir: dir, TOML: e.reg.TOML(), Debug: true})
 		if err != nil {
 			t.Fatal(err)
 		}

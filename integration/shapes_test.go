@@ -1,13 +1,14 @@
 package integration
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 
-	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/session/secrets/secretsprovider"
 
+	"github.com/buildkit-cacerts/buildkit-cacerts/internal/harness"
 	"github.com/buildkit-cacerts/buildkit-cacerts/internal/testimages"
 )
 
@@ -31,10 +32,12 @@ func TestExecShapes(t *testing.T) {
 		"busybox":    testimages.Busybox,
 	}
 	for repo, name := range images {
-		pushLayout(t, e.registry, testimages.Layout(t, name), repo+":latest")
+		if _, err := e.reg.PushLayout(context.Background(), testimages.Layout(t, name), repo+":latest"); err != nil {
+			t.Fatal(err)
+		}
 	}
-	reg := e.registry
-	d := startDaemon(t, e.toml, caDir(t, e.pki.CAPEM))
+	reg := e.reg.Host
+	d := startDaemon(t, harness.DaemonConfig{TOML: e.toml, CADir: caDir(t, e.ca)})
 
 	// runcDirs are the mount points runc creates in a root that lacks them;
 	// BuildKit commits them for any RUN on such a root, with or without
@@ -189,10 +192,8 @@ func describe(entries []layerEntry) string {
 // which must equal the same RUN's layer without injection.
 func TestSiblingMounts(t *testing.T) {
 	e := newSmokeEnv(t)
-	d := startDaemon(t, e.toml, caDir(t, e.pki.CAPEM), "--cacerts-mode", "command")
-	secret := func(so *client.SolveOpt) {
-		so.Session = append(so.Session, secretsprovider.FromMap(map[string][]byte{"tok": []byte("s3cret")}))
-	}
+	d := startDaemon(t, harness.DaemonConfig{TOML: e.toml, CADir: caDir(t, e.ca), Mode: "command"})
+	secret := secretsprovider.FromMap(map[string][]byte{"tok": []byte("s3cret")})
 	run := "RUN --mount=type=secret,id=tok,required=true --mount=type=tmpfs,target=/scratch --mount=type=cache,target=/var/cache/x " +
 		"test \"$(cat /run/secrets/tok)\" = s3cret && echo hi > /hi\n"
 	dockerfile := "FROM " + e.image + "\n" + run
@@ -200,7 +201,7 @@ func TestSiblingMounts(t *testing.T) {
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, logs)
 	}
-	if !strings.Contains(d.log.String(), "cacerts: sibling ran") {
+	if !strings.Contains(d.Log(), "cacerts: sibling ran") {
 		t.Fatal("no sibling ran in command mode")
 	}
 	got := runEntries(t, e, dockerfile, out)
@@ -247,7 +248,7 @@ func runLayerStart(t *testing.T, dockerfile string, e *smokeEnv, layers [][]laye
 		return e.baseLen
 	}
 	// Another pushed image: count its layers from the registry-less name.
-	repo := strings.TrimSuffix(strings.TrimPrefix(from, e.registry+"/"), ":latest")
+	repo := strings.TrimSuffix(strings.TrimPrefix(from, e.reg.Host+"/"), ":latest")
 	names := map[string]string{"scratch-go": testimages.ScratchGo, "nonroot": testimages.RootlessNonroot, "busybox": testimages.Busybox}
 	return layoutLayers(t, testimages.Layout(t, names[repo]))
 }
@@ -258,12 +259,12 @@ func runLayerStart(t *testing.T, dockerfile string, e *smokeEnv, layers [][]laye
 func TestStrict(t *testing.T) {
 	e := newSmokeEnv(t)
 	dockerfile := "FROM " + e.image + "\nRUN --mount=type=cache,target=/usr/local/share/ca-certificates true\n"
-	strict := startDaemon(t, e.toml, caDir(t, e.pki.CAPEM), "--cacerts-mode", "command", "--cacerts-strict")
+	strict := startDaemon(t, harness.DaemonConfig{TOML: e.toml, CADir: caDir(t, e.ca), Mode: "command", Args: []string{"--cacerts-strict"}})
 	_, logs, err := e.build(t, strict, dockerfile)
 	if err == nil || !strings.Contains(err.Error(), "cacerts") {
 		t.Fatalf("strict build: err = %v, want the install error\n%s", err, logs)
 	}
-	lax := startDaemon(t, e.toml, caDir(t, e.pki.CAPEM), "--cacerts-mode", "command")
+	lax := startDaemon(t, harness.DaemonConfig{TOML: e.toml, CADir: caDir(t, e.ca), Mode: "command"})
 	if _, logs, err := e.build(t, lax, dockerfile); err != nil {
 		t.Fatalf("non-strict build: %v\n%s", err, logs)
 	}

@@ -11,97 +11,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/moby/buildkit/client"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/tonistiigi/fsutil"
-	"golang.org/x/sync/errgroup"
 
-	"github.com/buildkit-cacerts/buildkit-cacerts/internal/testenv"
-	"github.com/buildkit-cacerts/buildkit-cacerts/internal/testimages"
+	"github.com/buildkit-cacerts/buildkit-cacerts/internal/harness"
 )
 
 const smokeBody = "hello through the engine's CA\n"
-
-func nopLogger() *log.Logger { return log.New(io.Discard, "", 0) }
-
-// smokeEnv is one HTTPS server signed by a test CA and a registry holding
-// debian-bookworm-tls.
-type smokeEnv struct {
-	pki      *testPKI
-	url      string // https://127.0.0.1:PORT/
-	registry string // 127.0.0.1:PORT
-	image    string // registry/debian:tls
-	baseLen  int    // layers in the base image
-	toml     string
-}
-
-func newSmokeEnv(t *testing.T) *smokeEnv {
-	t.Helper()
-	testenv.RequiresRoot(t)
-	layoutDir := testimages.Layout(t, testimages.DebianBookwormTLS)
-	e := &smokeEnv{pki: newTestPKI(t)}
-	e.url = serveHTTPS(t, e.pki, smokeBody)
-	e.registry = serveRegistry(t)
-	pushLayout(t, e.registry, layoutDir, "debian:tls")
-	e.image = e.registry + "/debian:tls"
-	e.baseLen = layoutLayers(t, layoutDir)
-	e.toml = fmt.Sprintf("[registry.%q]\n  http = true\n", e.registry)
-	return e
-}
-
-// build runs the Dockerfile with the Dockerfile frontend and returns the
-// exported OCI tarball's path and the build's log lines.
-func (e *smokeEnv) build(t *testing.T, d *daemon, dockerfile string, opts ...func(*client.SolveOpt)) (string, string, error) {
-	t.Helper()
-	ctxDir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte(dockerfile), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	fsys, err := fsutil.NewFS(ctxDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), "image.tar")
-	c := d.client(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	ch := make(chan *client.SolveStatus)
-	var logs strings.Builder
-	eg, ctx := errgroup.WithContext(ctx)
-	so := client.SolveOpt{
-		Frontend:    "dockerfile.v0",
-		LocalMounts: map[string]fsutil.FS{"context": fsys, "dockerfile": fsys},
-		Exports: []client.ExportEntry{{
-			Type:   client.ExporterOCI,
-			Output: func(map[string]string) (io.WriteCloser, error) { return os.Create(out) },
-		}},
-	}
-	for _, o := range opts {
-		o(&so)
-	}
-	eg.Go(func() error {
-		_, err := c.Solve(ctx, nil, so, ch)
-		return err
-	})
-	eg.Go(func() error {
-		for s := range ch {
-			for _, l := range s.Logs {
-				logs.Write(l.Data)
-			}
-		}
-		return nil
-	})
-	err = eg.Wait()
-	return out, logs.String(), err
-}
 
 // TestSmoke is the end-to-end proof: a RUN curls an HTTPS URL signed by the
 // engine's CA and succeeds; the exported image's RUN layer holds only the
@@ -120,8 +40,8 @@ func TestSmoke(t *testing.T) {
 	} {
 		mode := tc.mode
 		t.Run("engine CA trusted, no trace, mode "+mode+", "+tc.snapshotter, func(t *testing.T) {
-			d := startDaemon(t, e.toml, caDir(t, e.pki.CAPEM), "--cacerts-mode", mode, "--oci-worker-snapshotter", tc.snapshotter)
-			ws, err := d.workers(t)
+			d := startDaemon(t, harness.DaemonConfig{TOML: e.toml, CADir: caDir(t, e.ca), Mode: mode, Args: []string{"--oci-worker-snapshotter", tc.snapshotter}})
+			ws, err := d.Workers(context.Background())
 			if err != nil || len(ws) != 1 || ws[0].Labels["buildkit-cacerts"] == "" {
 				t.Fatalf("workers = %+v, %v; want one with the buildkit-cacerts label", ws, err)
 			}
@@ -130,7 +50,7 @@ func TestSmoke(t *testing.T) {
 				t.Fatalf("build: %v\n%s", err, logs)
 			}
 			e.requireOnlyGot(t, out)
-			if mode == "command" && !strings.Contains(d.log.String(), "cacerts: sibling ran") {
+			if mode == "command" && !strings.Contains(d.Log(), "cacerts: sibling ran") {
 				t.Error("mode command: no sibling ran (want update-ca-certificates in a sibling container)")
 			}
 			if strings.Contains(logs, "update-ca-certificates") || strings.Contains(logs, "Updating certificates") {
@@ -140,13 +60,13 @@ func TestSmoke(t *testing.T) {
 	}
 
 	t.Run("negative control: empty CA dir", func(t *testing.T) {
-		d := startDaemon(t, e.toml, caDir(t, nil))
+		d := startDaemon(t, harness.DaemonConfig{TOML: e.toml, CADir: caDir(t)})
 		_, logs, err := e.build(t, d, dockerfile)
 		requireCertFailure(t, err, logs)
 	})
 
 	t.Run("opt-out: BUILDKIT_CACERTS=off", func(t *testing.T) {
-		d := startDaemon(t, e.toml, caDir(t, e.pki.CAPEM))
+		d := startDaemon(t, harness.DaemonConfig{TOML: e.toml, CADir: caDir(t, e.ca)})
 		_, logs, err := e.build(t, d, "FROM "+e.image+"\nENV BUILDKIT_CACERTS=off\n"+run)
 		requireCertFailure(t, err, logs)
 	})
@@ -267,20 +187,15 @@ func layerEntries(t *testing.T, blob []byte) []layerEntry {
 
 func layoutLayers(t *testing.T, dir string) int {
 	t.Helper()
-	var idx ocispecs.Index
-	mustJSON(t, mustRead(t, filepath.Join(dir, "index.json")), &idx)
-	var m ocispecs.Manifest
-	mustJSON(t, mustRead(t, filepath.Join(dir, blobPath(idx.Manifests[0].Digest.String()))), &m)
-	return len(m.Layers)
-}
-
-func mustRead(t *testing.T, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(p)
+	img, err := harness.LayoutImage(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
+	n, err := harness.LayerCount(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func mustJSON(t *testing.T, b []byte, v any) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/session"
 	"github.com/opencontainers/go-digest"
 	"github.com/tonistiigi/fsutil"
 	"golang.org/x/sync/errgroup"
@@ -40,6 +41,9 @@ type BuildOpt struct {
 	// Exports, when set, are the exporters (PushTo, or any
 	// client.ExportEntry); OCITar is then ignored.
 	Exports []client.ExportEntry
+	// Session are further session attachables, e.g. a secrets provider
+	// for RUN --mount=type=secret.
+	Session []session.Attachable
 }
 
 // Step is one vertex of a build as the client saw it.
@@ -122,7 +126,7 @@ func Build(ctx context.Context, c *client.Client, opt BuildOpt) (*BuildResult, e
 	for name, v := range opt.Contexts {
 		attrs["context:"+name] = v
 	}
-	so := client.SolveOpt{Frontend: "dockerfile.v0", FrontendAttrs: attrs, LocalMounts: locals}
+	so := client.SolveOpt{Frontend: "dockerfile.v0", FrontendAttrs: attrs, LocalMounts: locals, Session: opt.Session}
 	if len(opt.Exports) > 0 {
 		so.Exports = opt.Exports
 	} else if opt.OCITar != "" {

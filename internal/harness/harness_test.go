@@ -7,8 +7,11 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"io"
+	"log"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -148,6 +151,21 @@ func TestPKI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	dir, err = WriteCAs(filepath.Join(t.TempDir(), "one"), ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("CA dir of one CA holds %d files", len(ents))
+	} else if b, _ := os.ReadFile(filepath.Join(dir, ents[0].Name())); !bytes.Equal(b, ca.PEM) {
+		t.Errorf("%s holds %q, want the CA's PEM", ents[0].Name(), b)
+	}
+	if dir, err = WriteCAs(filepath.Join(t.TempDir(), "none")); err != nil {
+		t.Fatal(err)
+	}
+	if ents, err := os.ReadDir(dir); err != nil || len(ents) != 0 {
+		t.Errorf("CA dir of no CA: %d files, %v; want an empty directory", len(ents), err)
+	}
 	srv, err := ServeHTTPS(ca, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }))
 	if err != nil {
 		t.Fatal(err)
@@ -167,6 +185,52 @@ func TestPKI(t *testing.T) {
 	}
 	if _, err := http.Get(srv.URL); err == nil {
 		t.Error("the system roots trusted the test CA")
+	}
+}
+
+// TestMutualTLS checks WriteKeyPair's files load as key pairs, and a server
+// that requires a client certificate from the CA serves a ClientLeaf and
+// refuses a client without one and one holding a server leaf.
+func TestMutualTLS(t *testing.T) {
+	ca, err := NewCA("mutual TLS CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	load := func(name string, issue func() (tls.Certificate, error)) tls.Certificate {
+		t.Helper()
+		c, err := issue()
+		if err != nil {
+			t.Fatal(err)
+		}
+		certFile, keyFile := filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
+		if err := WriteKeyPair(c, certFile, keyFile); err != nil {
+			t.Fatal(err)
+		}
+		kp, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			t.Fatalf("loading %s: %v", name, err)
+		}
+		return kp
+	}
+	server := load("server", func() (tls.Certificate, error) { return ca.Leaf("127.0.0.1") })
+	client := load("client", func() (tls.Certificate, error) { return ca.ClientLeaf("client") })
+
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{server}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	defer srv.Close()
+	if err := tlsGet(srv.URL, ca, client); err != nil {
+		t.Errorf("with the client certificate: %v", err)
+	}
+	if err := tlsGet(srv.URL, ca); err == nil {
+		t.Error("served a client without a certificate")
+	}
+	if err := tlsGet(srv.URL, ca, server); err == nil {
+		t.Error("served a client presenting a server-only certificate")
 	}
 }
 

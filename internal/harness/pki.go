@@ -70,18 +70,9 @@ func newCAWithKey(cn string, key *ecdsa.PrivateKey, parent *CA) (*CA, error) {
 
 // Leaf issues a server certificate for the given IPs and DNS names.
 func (ca *CA) Leaf(hosts ...string) (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	now := time.Now()
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(now.UnixNano()),
-		Subject:      pkix.Name{CommonName: hosts[0]},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		Subject:     pkix.Name{CommonName: hosts[0]},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
@@ -90,11 +81,60 @@ func (ca *CA) Leaf(hosts ...string) (tls.Certificate, error) {
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
+	cert, err := ca.issue(tmpl)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("issuing leaf for %v: %w", hosts, err)
 	}
+	return cert, nil
+}
+
+// ClientLeaf issues a client certificate named cn (extended key usage
+// client authentication only), for a mutual-TLS client.
+func (ca *CA) ClientLeaf(cn string) (tls.Certificate, error) {
+	cert, err := ca.issue(&x509.Certificate{
+		Subject:     pkix.Name{CommonName: cn},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("issuing client certificate %q: %w", cn, err)
+	}
+	return cert, nil
+}
+
+// issue signs tmpl (its subject, names and extended key usages) with a new
+// P-256 key as a leaf valid for a day.
+func (ca *CA) issue(tmpl *x509.Certificate) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	now := time.Now()
+	tmpl.SerialNumber = big.NewInt(now.UnixNano())
+	tmpl.NotBefore, tmpl.NotAfter = now.Add(-time.Hour), now.Add(24*time.Hour)
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+// WriteKeyPair writes cert's chain (PEM certificates, leaf first) to
+// certFile and its private key (PKCS #8 PEM) to keyFile, both mode 0600, in
+// the form tls.LoadX509KeyPair and buildkitd's --tlscert/--tlskey read.
+func WriteKeyPair(cert tls.Certificate, certFile, keyFile string) error {
+	var chain []byte
+	for _, der := range cert.Certificate {
+		chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		return fmt.Errorf("encoding the private key: %w", err)
+	}
+	if err := os.WriteFile(certFile, chain, 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}), 0o600)
 }
 
 // ManyCAs makes n distinct CA certificates (distinct subjects, hence
@@ -119,19 +159,41 @@ func ManyCAs(prefix string, n int) ([][]byte, error) {
 // WriteCADir writes n fresh CAs into dir (created if needed) as
 // harness-NNNNN.crt, and returns dir.
 func WriteCADir(dir string, n int) (string, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
 	pems, err := ManyCAs("harness CA", n)
 	if err != nil {
 		return "", err
 	}
-	for i, p := range pems {
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("harness-%05d.crt", i)), p, 0o644); err != nil {
-			return "", err
-		}
+	if err := writeCAFiles(dir, pems); err != nil {
+		return "", err
 	}
 	return dir, nil
+}
+
+// WriteCAs writes the certificates of cas into dir (created if needed) as
+// harness-NNNNN.crt, the shape of an engine's CA directory (--cacerts-dir),
+// and returns dir. With no CA, dir is left empty: a daemon that installs
+// nothing.
+func WriteCAs(dir string, cas ...*CA) (string, error) {
+	pems := make([][]byte, 0, len(cas))
+	for _, ca := range cas {
+		pems = append(pems, ca.PEM)
+	}
+	if err := writeCAFiles(dir, pems); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+func writeCAFiles(dir string, pems [][]byte) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for i, p := range pems {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("harness-%05d.crt", i)), p, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Bundle concatenates n fresh CA certificates into one PEM bundle, the shape

@@ -33,24 +33,26 @@ func TestServeHTTPSVia(t *testing.T) {
 	if !strings.Contains(string(leafPEM), "BEGIN CERTIFICATE") {
 		t.Errorf("leaf PEM = %q", leafPEM)
 	}
-	get := func(ca *CA) error {
-		pool := x509.NewCertPool()
-		pool.AddCert(ca.Cert)
-		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-		resp, err := c.Get(srv.URL)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		return nil
-	}
-	if err := get(root); err != nil {
+	if err := tlsGet(srv.URL, root); err != nil {
 		t.Errorf("trusting the root: %v", err)
 	}
-	if err := get(other); err == nil {
+	if err := tlsGet(srv.URL, other); err == nil {
 		t.Error("trusting another root: the handshake succeeded")
 	}
 	if fp := root.Fingerprint(); len(fp) != 95 || strings.ToUpper(fp) != fp {
 		t.Errorf("fingerprint %q: want 32 upper-case hex pairs", fp)
 	}
+}
+
+// tlsGet GETs url trusting only root, presenting certs (if any) as the
+// client's certificate.
+func tlsGet(url string, root *CA, certs ...tls.Certificate) error {
+	pool := x509.NewCertPool()
+	pool.AddCert(root.Cert)
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: certs}}}
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
 }
