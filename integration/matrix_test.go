@@ -199,10 +199,15 @@ func newMatrixEnv(t *testing.T) *matrixEnv {
 		e.debDirs[suite] = dir
 	}
 
-	// Two daemons, on the binary every test of the process shares.
+	// Two daemons, on the binary every test of the process shares. The
+	// update tool's sibling gets 5 minutes, not the default minute: the
+	// concurrent-8 cell runs eight Java keystore hooks at once, and on a
+	// loaded 2-core machine a timed-out tool means an exec without the CAs
+	// (not strict), which the cell's TLS probes then report.
 	bin := daemonBinary(t)
+	toml := e.reg.TOML() + "[cacerts]\n  sibling_timeout = \"5m\"\n"
 	for k, dir := range map[daemonKind]string{withCA: caDir(t, e.testCA), emptyCA: caDir(t)} {
-		d, err := harness.StartDaemon(ctx, harness.DaemonConfig{Binary: bin, CADir: dir, TOML: e.reg.TOML(), Debug: true})
+		d, err := harness.StartDaemon(ctx, harness.DaemonConfig{Binary: bin, CADir: dir, TOML: toml, Debug: true})
 		if err != nil {
 			t.Fatal(err)
 		}
