@@ -28,18 +28,27 @@ func pathErr(op, p string, err error) error {
 // resolve walks unsafePath from the container's root and returns the
 // result frame; the caller closes it with f.n.close().
 func (fsys *FS) resolve(unsafePath string, follow bool) (frame, error) {
-	if err := checkPath(unsafePath); err != nil {
+	w, err := fsys.walkerFor(unsafePath)
+	if err != nil {
 		return frame{}, err
 	}
-	if fsys.mounts == nil {
-		return frame{}, fs.ErrClosed
-	}
-	w := fsys.newWalker()
 	defer w.close()
 	if err := w.walk(splitPath(unsafePath), follow); err != nil {
 		return frame{}, err
 	}
 	return w.takeTop()
+}
+
+// walkerFor checks unsafePath and returns a walker at the container's
+// root for it; the caller closes it.
+func (fsys *FS) walkerFor(unsafePath string) (*walker, error) {
+	if err := checkPath(unsafePath); err != nil {
+		return nil, err
+	}
+	if fsys.mounts == nil {
+		return nil, fs.ErrClosed
+	}
+	return fsys.newWalker(), nil
 }
 
 // resolveValid is resolve for the io/fs methods: name must satisfy
@@ -97,13 +106,10 @@ func (fsys *FS) Lstat(name string) (fs.FileInfo, error) {
 // missing on the way to one, or lands on another host mount, it opens the
 // name as resolve does, with the same result.
 func (fsys *FS) resolveLstat(unsafePath string) (frame, error) {
-	if err := checkPath(unsafePath); err != nil {
+	w, err := fsys.walkerFor(unsafePath)
+	if err != nil {
 		return frame{}, err
 	}
-	if fsys.mounts == nil {
-		return frame{}, fs.ErrClosed
-	}
-	w := fsys.newWalker()
 	defer w.close()
 	comps := splitPath(unsafePath)
 	if len(comps) == 0 {
