@@ -487,5 +487,15 @@ func TestHostSubmountNotCrossed(t *testing.T) {
 			wantErr(t, p, err, syscall.EXDEV)
 			wantErr(t, "write "+p, fsys.WriteFile(p, []byte("x"), 0o644), syscall.EXDEV)
 		}
+		// Lstat of the host mount point itself (one statx under the
+		// parent's handle, which would report the tmpfs's root) and of a
+		// name under it.
+		for _, p := range []string{"m/sub", "sub", "m/sub/on-tmpfs"} {
+			fi, err := fsys.Lstat(p)
+			if err == nil {
+				t.Errorf("Lstat(%s) crossed into the host mount: %v", p, fi.Mode())
+			}
+			wantErr(t, "lstat "+p, err, syscall.EXDEV)
+		}
 	})
 }
