@@ -188,3 +188,32 @@ func TestReadOnlyRoot(t *testing.T) {
 		t.Errorf("Remove on ro root: %v", err)
 	}
 }
+
+// TestRemoveDirForgetsHandle: a directory the FS removed and made again is
+// a new inode; writes under its path must land in the new one (the
+// directory cache forgets a removed directory), as a revert that removes our
+// anchor directory and a later install in the same FS need.
+func TestRemoveDirForgetsHandle(t *testing.T) {
+	modes(t, func(t *testing.T, opts []Option) {
+		sb := newSandbox(t, "dir usr/local/share")
+		fsys := mustNew(t, bindSpec("/", sb.root, false), nil, opts...)
+		d := "/usr/local/share/ca-certificates"
+		for i := range 2 {
+			if _, err := fsys.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := fsys.WriteFile(d+"/a.crt", []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(filepath.Join(sb.root, d, "a.crt")); err != nil {
+				t.Fatalf("round %d: the file is not in the directory on disk: %v", i, err)
+			}
+			if err := fsys.Remove(d + "/a.crt"); err != nil {
+				t.Fatal(err)
+			}
+			if err := fsys.Remove(d); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
