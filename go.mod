@@ -9,6 +9,7 @@ require (
 	github.com/moby/buildkit v0.34.2
 	github.com/moby/sys/userns v0.2.1
 	github.com/opencontainers/image-spec v1.1.1
+	github.com/pavlo-v-chernykh/keystore-go/v4 v4.5.0
 	github.com/pelletier/go-toml/v2 v2.4.3
 	github.com/pkg/errors v0.9.1
 	github.com/sirupsen/logrus v1.10.2
@@ -16,6 +17,7 @@ require (
 	go.etcd.io/bbolt v1.5.0
 	golang.org/x/sync v0.23.0
 	google.golang.org/grpc v1.84.0
+	software.sslmate.com/src/go-pkcs12 v0.7.4
 	tags.cncf.io/container-device-interface v1.1.1
 )
 

@@ -1,0 +1,548 @@
+package certs
+
+import (
+	"bytes"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"unicode/utf16"
+
+	pkcs12 "software.sslmate.com/src/go-pkcs12"
+)
+
+// PKCS#12 (RFC 7292) as Java and OpenSSL write it, in DER:
+//
+//	PFX ::= SEQUENCE { version INTEGER (3), authSafe ContentInfo, macData MacData OPTIONAL }
+//	ContentInfo ::= SEQUENCE { contentType OID, content [0] EXPLICIT ANY OPTIONAL }
+//	AuthenticatedSafe ::= SEQUENCE OF ContentInfo -- data (plain) or encryptedData
+//	SafeContents ::= SEQUENCE OF SafeBag
+//	SafeBag ::= SEQUENCE { bagId OID, bagValue [0] EXPLICIT ANY, bagAttributes SET OF Attribute OPTIONAL }
+//	CertBag ::= SEQUENCE { certId OID, certValue [0] EXPLICIT OCTET STRING }
+//
+// A Java trust store entry is a CertBag with the friendlyName attribute (the
+// alias) and Oracle's trusted-key-usage attribute; JDK 18+ ships its cacerts
+// with plain (unencrypted) safe contents and no MAC.
+var (
+	oidData          = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 1}
+	oidEncryptedData = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 6}
+	oidCertBag       = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 12, 10, 1, 3}
+	oidX509Cert      = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 22, 1}
+	oidFriendlyName  = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 20}
+	oidLocalKeyID    = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 21}
+	oidJavaTrusted   = asn1.ObjectIdentifier{2, 16, 840, 1, 113894, 746875, 1, 1}
+
+	oidSHA1          = asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}
+	oidSHA256        = asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1}
+	oidPBMAC1        = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 14}
+	oidPBES2         = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 13}
+	oidPBEWith3DES   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 12, 1, 3}
+	oidPBEWithRC2_40 = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 12, 1, 6}
+)
+
+// maxIterations caps the key-derivation iterations a PKCS#12 file may ask
+// for before we try passwords on it: each try costs that many hash rounds,
+// and the file is untrusted. Java writes 10000, OpenSSL 2048.
+const maxIterations = 100_000
+
+type p12PFX struct {
+	Version  int
+	AuthSafe p12ContentInfo
+	MacData  asn1.RawValue `asn1:"optional"`
+}
+
+type p12ContentInfo struct {
+	ContentType asn1.ObjectIdentifier
+	Content     asn1.RawValue `asn1:"tag:0,explicit,optional"`
+}
+
+type p12MacData struct {
+	Mac struct {
+		Algorithm pkix.AlgorithmIdentifier
+		Digest    []byte
+	}
+	Salt       []byte
+	Iterations int `asn1:"optional,default:1"`
+}
+
+type p12EncryptedData struct {
+	Version int
+	Info    struct {
+		ContentType asn1.ObjectIdentifier
+		Algorithm   pkix.AlgorithmIdentifier
+		Content     asn1.RawValue `asn1:"tag:0,optional"`
+	}
+}
+
+type p12SafeBag struct {
+	ID         asn1.ObjectIdentifier
+	Value      asn1.RawValue  `asn1:"tag:0,explicit"`
+	Attributes []p12Attribute `asn1:"set,optional"`
+}
+
+type p12Attribute struct {
+	ID    asn1.ObjectIdentifier
+	Value asn1.RawValue `asn1:"set"`
+}
+
+type p12CertBag struct {
+	ID   asn1.ObjectIdentifier
+	Data asn1.RawValue `asn1:"tag:0,explicit"`
+}
+
+// p12Bag is one safe bag of a plain (unencrypted) SafeContents.
+type p12Bag struct {
+	isCert    bool
+	cert      []byte // the DER certificate of a CertBag
+	off       int    // offset of cert in the store, -1 if unknown
+	alias     string // friendlyName
+	keyLinked bool   // has a localKeyId: the certificate of a key
+	trusted   bool   // has Java's trusted-key-usage attribute
+}
+
+// p12Safe is one SafeContents: plain with its bags, or encrypted.
+type p12Safe struct {
+	encrypted bool
+	alg       pkix.AlgorithmIdentifier
+	content   []byte // the ciphertext of an encrypted safe
+	bags      []p12Bag
+}
+
+type p12Store struct {
+	hasMAC    bool
+	macAlg    asn1.ObjectIdentifier
+	encAlg    asn1.ObjectIdentifier // of the (last) encrypted safe
+	encrypted int                   // number of encrypted safes
+	bags      []p12Bag              // bags of the plain safes, in order
+	safes     []p12Safe             // every safe, in order
+	maxIter   int64                 // largest INTEGER in the MAC and encryption parameters
+}
+
+// unmarshalAll is asn1.Unmarshal refusing trailing bytes.
+func unmarshalAll(b []byte, v any) error {
+	rest, err := asn1.Unmarshal(b, v)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 0 {
+		return errors.New("trailing data")
+	}
+	return nil
+}
+
+// isPKCS12 is the cheap structural test KeystoreKindOf uses: one DER
+// SEQUENCE spanning data whose first element is INTEGER 3 and whose second
+// is a ContentInfo.
+func isPKCS12(data []byte) bool {
+	if len(data) < 8 || data[0] != 0x30 {
+		return false
+	}
+	var pfx struct {
+		Version  int
+		AuthSafe asn1.RawValue
+		Rest     asn1.RawValue `asn1:"optional"`
+	}
+	if err := unmarshalAll(data, &pfx); err != nil || pfx.Version != 3 {
+		return false
+	}
+	var ci p12ContentInfo
+	return pfx.AuthSafe.Tag == asn1.TagSequence && unmarshalAll(pfx.AuthSafe.FullBytes, &ci) == nil
+}
+
+// offsetIn returns where sub starts inside data, or -1 if it does not alias
+// data's backing array.
+func offsetIn(data, sub []byte) int {
+	if len(sub) == 0 || len(data) == 0 {
+		return -1
+	}
+	off := cap(data) - cap(sub)
+	if off < 0 || off+len(sub) > len(data) || &data[off] != &sub[0] {
+		return -1
+	}
+	return off
+}
+
+// parsePKCS12 reads the structure of a PFX: the plain safes' bags and what
+// the encrypted safes and the MAC use.
+func parsePKCS12(data []byte) (*p12Store, error) {
+	var pfx p12PFX
+	if err := unmarshalAll(data, &pfx); err != nil {
+		return nil, fmt.Errorf("PFX: %w", err)
+	}
+	if pfx.Version != 3 {
+		return nil, fmt.Errorf("PFX version %d, want 3", pfx.Version)
+	}
+	authSafe, ok := octets(pfx.AuthSafe.Content)
+	if !pfx.AuthSafe.ContentType.Equal(oidData) || !ok {
+		return nil, errors.New("PFX authSafe is not data (public-key integrity mode is not supported)")
+	}
+	st := &p12Store{}
+	if len(pfx.MacData.FullBytes) > 0 {
+		var md p12MacData
+		if err := unmarshalAll(pfx.MacData.FullBytes, &md); err != nil {
+			return nil, fmt.Errorf("PFX MAC: %w", err)
+		}
+		st.hasMAC = true
+		st.macAlg = md.Mac.Algorithm.Algorithm
+		st.maxIter = max(int64(md.Iterations), maxInt(md.Mac.Algorithm.Parameters.FullBytes, 0))
+	}
+	var safes []p12ContentInfo
+	if err := unmarshalAll(authSafe, &safes); err != nil {
+		return nil, fmt.Errorf("PFX authenticated safe: %w", err)
+	}
+	for _, ci := range safes {
+		switch {
+		case ci.ContentType.Equal(oidData):
+			content, ok := octets(ci.Content)
+			if !ok {
+				return nil, errors.New("PFX data safe is not an OCTET STRING")
+			}
+			var bags []p12SafeBag
+			if err := unmarshalAll(content, &bags); err != nil {
+				return nil, fmt.Errorf("PFX safe contents: %w", err)
+			}
+			safe := p12Safe{}
+			for _, b := range bags {
+				safe.bags = append(safe.bags, readBag(data, b))
+			}
+			st.bags = append(st.bags, safe.bags...)
+			st.safes = append(st.safes, safe)
+		case ci.ContentType.Equal(oidEncryptedData):
+			var ed p12EncryptedData
+			if err := unmarshalAll(ci.Content.Bytes, &ed); err != nil {
+				return nil, fmt.Errorf("PFX encrypted safe: %w", err)
+			}
+			if ed.Version != 0 || !ed.Info.ContentType.Equal(oidData) || ed.Info.Content.Class != asn1.ClassContextSpecific {
+				return nil, errors.New("PFX encrypted safe is not version 0 EncryptedData of data")
+			}
+			st.safes = append(st.safes, p12Safe{encrypted: true, alg: ed.Info.Algorithm, content: ed.Info.Content.Bytes})
+			st.encrypted++
+			st.encAlg = ed.Info.Algorithm.Algorithm
+			st.maxIter = max(st.maxIter, maxInt(ed.Info.Algorithm.Parameters.FullBytes, 0))
+		default:
+			return nil, fmt.Errorf("PFX safe of content type %v is not supported", ci.ContentType)
+		}
+	}
+	return st, nil
+}
+
+// octets returns the content of the OCTET STRING that an EXPLICIT [0]
+// RawValue (as encoding/asn1 fills it: the [0] element itself) wraps.
+func octets(explicit asn1.RawValue) ([]byte, bool) {
+	var inner asn1.RawValue
+	if unmarshalAll(explicit.Bytes, &inner) != nil || inner.Class != asn1.ClassUniversal ||
+		inner.Tag != asn1.TagOctetString || inner.IsCompound {
+		return nil, false
+	}
+	return inner.Bytes, true
+}
+
+// readBag reads one safe bag; anything it cannot read is a non-certificate bag.
+func readBag(data []byte, b p12SafeBag) p12Bag {
+	bag := p12Bag{off: -1}
+	for _, a := range b.Attributes {
+		switch {
+		case a.ID.Equal(oidFriendlyName):
+			var v asn1.RawValue
+			if unmarshalAll(a.Value.Bytes, &v) == nil && v.Tag == asn1.TagBMPString {
+				bag.alias = decodeBMP(v.Bytes)
+			}
+		case a.ID.Equal(oidLocalKeyID):
+			bag.keyLinked = true
+		case a.ID.Equal(oidJavaTrusted):
+			bag.trusted = true
+		}
+	}
+	if !b.ID.Equal(oidCertBag) {
+		return bag
+	}
+	var cb p12CertBag
+	if unmarshalAll(b.Value.Bytes, &cb) != nil || !cb.ID.Equal(oidX509Cert) {
+		return bag
+	}
+	der, ok := octets(cb.Data)
+	if !ok {
+		return bag
+	}
+	bag.isCert = true
+	bag.cert = der
+	bag.off = offsetIn(data, der)
+	return bag
+}
+
+// decodeBMP decodes a BMPString (UTF-16BE); odd trailing bytes are dropped.
+func decodeBMP(b []byte) string {
+	u := make([]uint16, 0, len(b)/2)
+	for i := 0; i+1 < len(b); i += 2 {
+		u = append(u, uint16(b[i])<<8|uint16(b[i+1]))
+	}
+	return string(utf16.Decode(u))
+}
+
+// maxInt returns the largest INTEGER anywhere in a DER tree (0 if none; a
+// huge or unparsable one counts as 1<<62), so that an iteration count we do
+// not know how to find still bounds the work.
+func maxInt(der []byte, depth int) int64 {
+	if depth > 8 {
+		return 1 << 62
+	}
+	var m int64
+	for len(der) > 0 {
+		e := firstTLV(der)
+		if e == nil {
+			return 1 << 62
+		}
+		hdr := len(e) - contentLen(e)
+		content := e[hdr:]
+		switch {
+		case e[0] == 0x02:
+			if len(content) > 7 {
+				return 1 << 62
+			}
+			var v int64
+			for _, c := range content {
+				v = v<<8 | int64(c)
+			}
+			m = max(m, v)
+		case e[0]&0x20 != 0:
+			m = max(m, maxInt(content, depth+1))
+		}
+		der = der[len(e):]
+	}
+	return m
+}
+
+// contentLen returns the content length of a whole TLV from firstTLV.
+func contentLen(e []byte) int {
+	if e[1]&0x80 == 0 {
+		return int(e[1])
+	}
+	return len(e) - 2 - int(e[1]&0x7f)
+}
+
+// p12Open tries keystorePasswords on a PFX with encrypted safes and returns
+// the certificates go-pkcs12 decodes and the password that opened it. A
+// pure trust store decodes with DecodeTrustStore; a store with a key with
+// DecodeChain (trust is false then).
+func p12Open(data []byte, st *p12Store) (certs []*x509.Certificate, pw string, trust bool, err error) {
+	if st.maxIter > maxIterations {
+		return nil, "", false, fmt.Errorf("its key derivation asks for %d iterations, more than the %d we spend on an untrusted file", st.maxIter, maxIterations)
+	}
+	for _, pw := range keystorePasswords {
+		if cs, err := pkcs12.DecodeTrustStore(data, pw); err == nil {
+			return cs, pw, true, nil
+		} else if errors.Is(err, pkcs12.ErrIncorrectPassword) {
+			continue
+		}
+		_, leaf, cas, err := pkcs12.DecodeChain(data, pw)
+		if err == nil {
+			return append([]*x509.Certificate{leaf}, cas...), pw, false, nil
+		}
+	}
+	return nil, "", false, errors.New("the store's password is not one we try (changeit, empty), or its content is not supported by go-pkcs12")
+}
+
+// findPKCS12 adds the hits of a PFX: DER hits inside plain certificate bags
+// get the bag's alias; the certificates of encrypted safes are decoded with
+// the candidate passwords.
+func (s *Set) findPKCS12(data []byte, st *p12Store, hits []hit) []hit {
+	byOff := make(map[int]*p12Bag)
+	for i := range st.bags {
+		if b := &st.bags[i]; b.isCert && b.off >= 0 {
+			byOff[b.off] = b
+		}
+	}
+	for i := range hits {
+		if b, ok := byOff[hits[i].Offset]; ok && hits[i].Format == FormatDER {
+			hits[i].Format = FormatPKCS12
+			hits[i].Alias = b.alias
+			hits[i].Chain = b.keyLinked
+			hits[i].removable = !b.keyLinked
+		}
+	}
+	if st.encrypted == 0 {
+		return hits
+	}
+	entries, _, _, _, err := s.p12Decrypted(data, st)
+	if err != nil {
+		return hits
+	}
+	for _, e := range entries {
+		if idx := s.lookup(e.cert.Raw); idx >= 0 {
+			hits = append(hits, hit{Hit: Hit{Index: idx, Format: FormatPKCS12, Alias: e.alias, Offset: -1, Chain: e.keyLinked}, removable: !e.keyLinked})
+		}
+	}
+	return hits
+}
+
+// p12Entry is one certificate of a PFX with encrypted safes.
+type p12Entry struct {
+	cert      *x509.Certificate
+	alias     string
+	keyLinked bool
+}
+
+// p12Decrypted opens a PFX with encrypted safes. trust says it is a pure
+// trust store (DecodeTrustStore read it); aliases says the entries carry
+// their friendly names.
+func (s *Set) p12Decrypted(data []byte, st *p12Store) (entries []p12Entry, pw string, trust, aliases bool, err error) {
+	certs, pw, trust, err := p12Open(data, st)
+	if err != nil {
+		return nil, "", false, false, err
+	}
+	if trust {
+		if named, ok := p12Named(st, pw, certs); ok {
+			return named, pw, true, true, nil
+		}
+	}
+	for i, c := range certs {
+		entries = append(entries, p12Entry{cert: c, keyLinked: !trust && i == 0})
+	}
+	return entries, pw, trust, false, nil
+}
+
+// p12Named decrypts the safes of a trust store go-pkcs12 has opened with pw
+// and returns its entries with their aliases, if the certificates it reads
+// are exactly certs, in order.
+func p12Named(st *p12Store, pw string, certs []*x509.Certificate) ([]p12Entry, bool) {
+	var entries []p12Entry
+	for _, safe := range st.safes {
+		bags := safe.bags
+		if safe.encrypted {
+			pt, err := p12Decrypt(safe.alg, safe.content, pw)
+			if err != nil {
+				return nil, false
+			}
+			var raw []p12SafeBag
+			if unmarshalAll(pt, &raw) != nil {
+				return nil, false
+			}
+			bags = nil
+			for _, b := range raw {
+				bags = append(bags, readBag(pt, b))
+			}
+		}
+		for _, b := range bags {
+			i := len(entries)
+			if !b.isCert || i >= len(certs) || !bytes.Equal(b.cert, certs[i].Raw) {
+				return nil, false
+			}
+			entries = append(entries, p12Entry{cert: certs[i], alias: b.alias})
+		}
+	}
+	return entries, len(entries) == len(certs)
+}
+
+// p12EncoderFor picks the go-pkcs12 encoder matching how the store was
+// protected: password-less stays password-less; otherwise the same cipher
+// family and MAC as the original.
+func p12EncoderFor(st *p12Store) *pkcs12.Encoder {
+	switch {
+	case !st.hasMAC && st.encrypted == 0:
+		return pkcs12.Passwordless
+	case st.macAlg.Equal(oidPBMAC1):
+		return pkcs12.Modern2026
+	case st.encAlg.Equal(oidPBEWithRC2_40):
+		return pkcs12.LegacyRC2
+	case st.encAlg.Equal(oidPBEWith3DES), st.macAlg.Equal(oidSHA1) && st.encrypted == 0:
+		return pkcs12.LegacyDES
+	}
+	return pkcs12.Modern2023
+}
+
+// stripPKCS12 removes our certificates from a PKCS#12 trust store and
+// re-encodes it with go-pkcs12 with the same password (or password-less),
+// keeping every other certificate, in order, with its alias.
+func (s *Set) stripPKCS12(data []byte, st *p12Store) ([]byte, int, error) {
+	type entry struct {
+		cert  []byte
+		alias string
+	}
+	var all []entry
+	var pw string
+	if st.encrypted == 0 {
+		for _, b := range st.bags {
+			ours := b.isCert && s.lookup(b.cert) >= 0
+			switch {
+			case !b.isCert && !ours:
+				all = append(all, entry{}) // marks a non-certificate bag
+			case ours && b.keyLinked:
+				return nil, 0, cannot(FormatPKCS12, b.alias, "our certificate is the certificate of a private key in this store")
+			case !b.trusted:
+				all = append(all, entry{}) // not a Java trusted entry: cannot be re-encoded as one
+			default:
+				all = append(all, entry{cert: b.cert, alias: b.alias})
+			}
+		}
+	} else {
+		entries, p, trust, aliases, err := s.p12Decrypted(data, st)
+		if err != nil {
+			// Nothing of ours is visible: Find sees no hit either.
+			return data, 0, nil
+		}
+		pw = p
+		for _, e := range entries {
+			if s.lookup(e.cert.Raw) >= 0 && (e.keyLinked || !trust) {
+				return nil, 0, cannot(FormatPKCS12, e.alias, "the store holds a private key; go-pkcs12 cannot re-encode it unchanged")
+			}
+			all = append(all, entry{cert: e.cert.Raw, alias: e.alias})
+		}
+		found := false
+		for _, e := range entries {
+			found = found || s.lookup(e.cert.Raw) >= 0
+		}
+		if found && !aliases {
+			return nil, 0, cannot(FormatPKCS12, "", "its certificates are encrypted and their aliases cannot be read back, so re-encoding would rename the other entries")
+		}
+	}
+	removed := 0
+	var kept []pkcs12.TrustStoreEntry
+	var keptDER [][]byte
+	unsupported := false
+	for _, e := range all {
+		if e.cert == nil {
+			unsupported = true
+			continue
+		}
+		if s.lookup(e.cert) >= 0 {
+			removed++
+			continue
+		}
+		c, err := x509.ParseCertificate(e.cert)
+		if err != nil {
+			return nil, 0, cannot(FormatPKCS12, e.alias, "another certificate does not parse, so the store cannot be re-encoded: %v", err)
+		}
+		kept = append(kept, pkcs12.TrustStoreEntry{Cert: c, FriendlyName: e.alias})
+		keptDER = append(keptDER, e.cert)
+	}
+	if removed == 0 {
+		return data, 0, nil
+	}
+	if unsupported {
+		return nil, 0, cannot(FormatPKCS12, "", "the store holds bags other than Java trusted certificates (keys, secrets, untrusted certificates); go-pkcs12 can only re-encode a trust store")
+	}
+	if st.hasMAC && st.encrypted == 0 {
+		// Plain safes with a MAC (openssl -certpbe NONE): find the password.
+		_, p, _, err := p12Open(data, &p12Store{maxIter: st.maxIter})
+		if err != nil {
+			return nil, 0, cannot(FormatPKCS12, "", "%v", err)
+		}
+		pw = p
+	}
+	out, err := p12EncoderFor(st).EncodeTrustStoreEntries(kept, pw)
+	if err != nil {
+		return nil, 0, cannot(FormatPKCS12, "", "re-encoding: %v", err)
+	}
+	// The library must read back exactly the certificates we kept.
+	back, err := pkcs12.DecodeTrustStore(out, pw)
+	if err != nil || len(back) != len(keptDER) {
+		return nil, 0, cannot(FormatPKCS12, "", "the re-encoded store does not read back: %v", err)
+	}
+	for i, c := range back {
+		if !bytes.Equal(c.Raw, keptDER[i]) {
+			return nil, 0, cannot(FormatPKCS12, "", "the re-encoded store reads back a different certificate %d", i)
+		}
+	}
+	return out, removed, nil
+}
