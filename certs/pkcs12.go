@@ -465,14 +465,14 @@ func (s *Set) stripPKCS12(data []byte, st *p12Store) ([]byte, int, error) {
 		for _, b := range st.bags {
 			ours := b.isCert && s.lookup(b.cert) >= 0
 			switch {
-			case !b.isCert && !ours:
-				all = append(all, entry{}) // marks a non-certificate bag
 			case ours && b.keyLinked:
 				return nil, 0, cannot(FormatPKCS12, b.alias, "our certificate is the certificate of a private key in this store")
-			case !b.trusted:
-				all = append(all, entry{}) // not a Java trusted entry: cannot be re-encoded as one
-			default:
+			case ours, b.isCert && b.trusted:
 				all = append(all, entry{cert: b.cert, alias: b.alias})
+			default:
+				// A key, a secret, or a certificate without Java's trust
+				// attribute: go-pkcs12 cannot re-encode it unchanged.
+				all = append(all, entry{})
 			}
 		}
 	} else {
@@ -493,7 +493,7 @@ func (s *Set) stripPKCS12(data []byte, st *p12Store) ([]byte, int, error) {
 			found = found || s.lookup(e.cert.Raw) >= 0
 		}
 		if found && !aliases {
-			return nil, 0, cannot(FormatPKCS12, "", "its certificates are encrypted and their aliases cannot be read back, so re-encoding would rename the other entries")
+			return nil, 0, cannot(FormatPKCS12, "", "its certificates are encrypted with %s, which we cannot decrypt to read the aliases back (we read PBES2-AES and PBE-SHA1-3DES), so re-encoding would rename the other entries", cipherName(st.encAlg))
 		}
 	}
 	removed := 0
@@ -545,4 +545,17 @@ func (s *Set) stripPKCS12(data []byte, st *p12Store) ([]byte, int, error) {
 		}
 	}
 	return out, removed, nil
+}
+
+// cipherName names a PKCS#12 encryption algorithm for error messages.
+func cipherName(oid asn1.ObjectIdentifier) string {
+	switch {
+	case oid.Equal(oidPBES2):
+		return "PBES2"
+	case oid.Equal(oidPBEWith3DES):
+		return "PBE-SHA1-3DES"
+	case oid.Equal(oidPBEWithRC2_40):
+		return "PBE-SHA1-RC2-40"
+	}
+	return oid.String()
 }
