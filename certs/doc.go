@@ -4,8 +4,8 @@
 // Set.Strip, so that our injected CA certificates cannot leak into a committed
 // layer through a path the journal did not predict (a JRE postinst building
 // /etc/ssl/certs/java/cacerts from every *.pem, `keytool -importcert`, a
-// rename, a copy). It also edits Java keystores (KeystoreKindOf, List,
-// AddTrusted, Remove) and computes OpenSSL's subject hash (SubjectHash).
+// rename, a copy). It also edits Java keystores (KeystoreKindOf, Entries,
+// AddTrusted, RemoveTrusted, Entries) and computes OpenSSL's subject hash (SubjectHash).
 //
 // It is ground floor: it imports the standard library, keystore-go (JKS) and
 // go-pkcs12 (PKCS#12) only.

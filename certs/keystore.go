@@ -59,11 +59,11 @@ type Entry struct {
 	Certs [][]byte
 }
 
-// List returns the entries of a JKS store (no password needed) or of a
+// Entries returns the entries of a JKS store (no password needed) or of a
 // PKCS#12 store (plain, or encrypted with "changeit" or the empty password;
 // encrypted stores list their aliases only when this package can decrypt
 // them, see Strip).
-func List(data []byte) ([]Entry, error) {
+func Entries(data []byte) ([]Entry, error) {
 	switch KeystoreKindOf(data) {
 	case KeystoreJKS:
 		st, err := parseJKS(data)
@@ -105,9 +105,9 @@ func List(data []byte) ([]Entry, error) {
 	return nil, errors.New("not a JKS or PKCS#12 store")
 }
 
-// Remove removes every trusted entry holding one of certs from a keystore;
+// RemoveTrusted removes every trusted entry holding one of certs from a keystore;
 // it is Strip restricted to keystores.
-func Remove(data []byte, certs []*x509.Certificate) ([]byte, int, error) {
+func RemoveTrusted(data []byte, certs []*x509.Certificate) ([]byte, int, error) {
 	if KeystoreKindOf(data) == KeystoreNone {
 		return nil, 0, errors.New("not a JKS or PKCS#12 store")
 	}

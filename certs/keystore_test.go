@@ -54,7 +54,7 @@ func jksOf(t *testing.T, password string, trusted map[string]*x509.Certificate, 
 // aliasesOf lists a store's aliases and certificates with List.
 func aliasesOf(t *testing.T, data []byte) map[string][]byte {
 	t.Helper()
-	es, err := List(data)
+	es, err := Entries(data)
 	if err != nil {
 		t.Fatalf("List: %v", err)
 	}
@@ -255,5 +255,23 @@ func TestKeystoreKindOf(t *testing.T) {
 		if got := KeystoreKindOf(tc.in); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+func TestRemoveTrusted(t *testing.T) {
+	ours, other := testCA(t, "Our CA"), testCA(t, "Other CA")
+	store := jksOf(t, "changeit", map[string]*x509.Certificate{"ours": ours, "other": other}, nil)
+	out, n, err := RemoveTrusted(store, []*x509.Certificate{ours})
+	if err != nil || n != 1 {
+		t.Fatalf("RemoveTrusted = %d, %v", n, err)
+	}
+	if es := aliasesOf(t, out); len(es) != 1 || es["other"] == nil {
+		t.Fatalf("left %v", slices.Collect(mapKeys(es)))
+	}
+	if _, _, err := RemoveTrusted([]byte(pem64(ours)), []*x509.Certificate{ours}); err == nil {
+		t.Fatal("RemoveTrusted edited PEM text")
+	}
+	if _, err := AddTrusted([]byte(pem64(ours)), []*x509.Certificate{other}, "x-", time.Now()); err == nil {
+		t.Fatal("AddTrusted edited PEM text")
 	}
 }

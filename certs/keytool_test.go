@@ -148,7 +148,7 @@ func TestDebianJavaCacerts(t *testing.T) {
 	if err != nil {
 		t.Skipf("%s: %v (apt-get install ca-certificates-java)", path, err)
 	}
-	before, err := List(data)
+	before, err := Entries(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestDebianJavaCacerts(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("Strip = %d, %v", n, err)
 	}
-	after, err := List(out)
+	after, err := Entries(out)
 	if err != nil {
 		t.Fatal(err)
 	}
