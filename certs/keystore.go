@@ -93,12 +93,12 @@ func Entries(data []byte) ([]Entry, error) {
 			}
 			return out, nil
 		}
-		entries, _, trust, _, err := (&Set{}).p12Decrypted(data, st)
+		entries, _, trust, _, err := p12Decrypted(data, st)
 		if err != nil {
 			return nil, fmt.Errorf("reading PKCS#12 store: %w", err)
 		}
 		for _, e := range entries {
-			out = append(out, Entry{Alias: e.alias, Trusted: trust, Certs: [][]byte{e.cert.Raw}})
+			out = append(out, Entry{Alias: e.alias, Trusted: trust, Certs: [][]byte{e.cert}})
 		}
 		return out, nil
 	}
@@ -170,12 +170,12 @@ func addPKCS12(data []byte, certs []*x509.Certificate, aliasPrefix string) ([]by
 			entries = append(entries, pkcs12.TrustStoreEntry{Cert: c, FriendlyName: b.alias})
 		}
 		if st.hasMAC {
-			if _, pw, _, err = p12Open(data, &p12Store{maxIter: st.maxIter}); err != nil {
+			if _, pw, _, _, err = p12Decrypted(data, st); err != nil {
 				return nil, err
 			}
 		}
 	} else {
-		es, p, trust, aliases, err := (&Set{}).p12Decrypted(data, st)
+		es, p, trust, aliases, err := p12Decrypted(data, st)
 		if err != nil {
 			return nil, err
 		}
@@ -184,7 +184,11 @@ func addPKCS12(data []byte, certs []*x509.Certificate, aliasPrefix string) ([]by
 		}
 		pw = p
 		for _, e := range es {
-			entries = append(entries, pkcs12.TrustStoreEntry{Cert: e.cert, FriendlyName: e.alias})
+			c, err := x509.ParseCertificate(e.cert)
+			if err != nil {
+				return nil, fmt.Errorf("certificate %q: %w", e.alias, err)
+			}
+			entries = append(entries, pkcs12.TrustStoreEntry{Cert: c, FriendlyName: e.alias})
 		}
 	}
 	have := make(map[string]bool)

@@ -51,12 +51,12 @@ func jksOf(t *testing.T, password string, trusted map[string]*x509.Certificate, 
 	return buf.Bytes()
 }
 
-// aliasesOf lists a store's aliases and certificates with List.
+// aliasesOf lists a store's aliases and certificates with Entries.
 func aliasesOf(t *testing.T, data []byte) map[string][]byte {
 	t.Helper()
 	es, err := Entries(data)
 	if err != nil {
-		t.Fatalf("List: %v", err)
+		t.Fatalf("Entries: %v", err)
 	}
 	m := make(map[string][]byte)
 	for _, e := range es {

@@ -115,6 +115,14 @@ func TestKeytoolRoundTrip(t *testing.T) {
 			if err != nil || n != 1 {
 				t.Fatalf("Strip = %d, %v", n, err)
 			}
+			if tc.kind == KeystorePKCS12 {
+				a, _ := parsePKCS12(data)
+				b, err := parsePKCS12(out)
+				if err != nil || (a.encrypted == 0) != (b.encrypted == 0) || a.hasMAC != b.hasMAC ||
+					!a.macAlg.Equal(b.macAlg) || a.macIter != b.macIter || !a.encAlg.Equal(b.encAlg) {
+					t.Fatalf("protection changed: before %+v, after %+v (%v)", a, b, err)
+				}
+			}
 			if err := os.WriteFile(store, out, 0o644); err != nil {
 				t.Fatal(err)
 			}

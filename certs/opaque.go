@@ -51,7 +51,7 @@ func Opaque(data []byte) error {
 	if st.encrypted == 0 {
 		return nil
 	}
-	if _, _, _, err := p12Open(data, st); err != nil {
+	if _, _, _, _, err := p12Decrypted(data, st); err != nil {
 		return fmt.Errorf("PKCS#12 store with encrypted certificates: %v: %w", err, ErrOpaque)
 	}
 	return nil

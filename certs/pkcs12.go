@@ -117,6 +117,7 @@ type p12Store struct {
 	bags      []p12Bag              // bags of the plain safes, in order
 	safes     []p12Safe             // every safe, in order
 	maxIter   int64                 // largest INTEGER in the MAC and encryption parameters
+	macIter   int                   // the MAC's iteration count (PKCS#12 KDF), 1 if absent
 }
 
 // unmarshalAll is asn1.Unmarshal refusing trailing bytes.
@@ -185,6 +186,7 @@ func parsePKCS12(data []byte) (*p12Store, error) {
 		}
 		st.hasMAC = true
 		st.macAlg = md.Mac.Algorithm.Algorithm
+		st.macIter = md.Iterations
 		st.maxIter = max(int64(md.Iterations), maxInt(md.Mac.Algorithm.Parameters.FullBytes, 0))
 	}
 	var safes []p12ContentInfo
@@ -321,28 +323,6 @@ func contentLen(e []byte) int {
 	return len(e) - 2 - int(e[1]&0x7f)
 }
 
-// p12Open tries keystorePasswords on a PFX with encrypted safes and returns
-// the certificates go-pkcs12 decodes and the password that opened it. A
-// pure trust store decodes with DecodeTrustStore; a store with a key with
-// DecodeChain (trust is false then).
-func p12Open(data []byte, st *p12Store) (certs []*x509.Certificate, pw string, trust bool, err error) {
-	if st.maxIter > maxIterations {
-		return nil, "", false, fmt.Errorf("its key derivation asks for %d iterations, more than the %d we spend on an untrusted file", st.maxIter, maxIterations)
-	}
-	for _, pw := range keystorePasswords {
-		if cs, err := pkcs12.DecodeTrustStore(data, pw); err == nil {
-			return cs, pw, true, nil
-		} else if errors.Is(err, pkcs12.ErrIncorrectPassword) {
-			continue
-		}
-		_, leaf, cas, err := pkcs12.DecodeChain(data, pw)
-		if err == nil {
-			return append([]*x509.Certificate{leaf}, cas...), pw, false, nil
-		}
-	}
-	return nil, "", false, errors.New("the store's password is not one we try (changeit, empty), or its content is not supported by go-pkcs12")
-}
-
 // findPKCS12 adds the hits of a PFX: DER hits inside plain certificate bags
 // get the bag's alias; the certificates of encrypted safes are decoded with
 // the candidate passwords.
@@ -364,12 +344,12 @@ func (s *Set) findPKCS12(data []byte, st *p12Store, hits []hit) []hit {
 	if st.encrypted == 0 {
 		return hits
 	}
-	entries, _, _, _, err := s.p12Decrypted(data, st)
+	entries, _, _, _, err := p12Decrypted(data, st)
 	if err != nil {
 		return hits
 	}
 	for _, e := range entries {
-		if idx := s.lookup(e.cert.Raw); idx >= 0 {
+		if idx := s.lookup(e.cert); idx >= 0 {
 			hits = append(hits, hit{Hit: Hit{Index: idx, Format: FormatPKCS12, Alias: e.alias, Offset: -1, Chain: e.keyLinked}, removable: !e.keyLinked})
 		}
 	}
@@ -378,77 +358,109 @@ func (s *Set) findPKCS12(data []byte, st *p12Store, hits []hit) []hit {
 
 // p12Entry is one certificate of a PFX with encrypted safes.
 type p12Entry struct {
-	cert      *x509.Certificate
+	cert      []byte // DER
 	alias     string
 	keyLinked bool
 }
 
-// p12Decrypted opens a PFX with encrypted safes. trust says it is a pure
-// trust store (DecodeTrustStore read it); aliases says the entries carry
-// their friendly names.
-func (s *Set) p12Decrypted(data []byte, st *p12Store) (entries []p12Entry, pw string, trust, aliases bool, err error) {
-	certs, pw, trust, err := p12Open(data, st)
-	if err != nil {
-		return nil, "", false, false, err
+// p12Decrypted opens a PFX with encrypted safes (or a MAC), trying
+// keystorePasswords, and returns its certificates and the password that
+// opened it. trust says it is a pure Java trust store (go-pkcs12's
+// DecodeTrustStore read it); aliases says the entries carry their friendly
+// names (always, except for ciphers p12Decrypt does not handle).
+//
+// go-pkcs12 verifies the password (the MAC) and decodes a trust store; a
+// store with other bags (keys) is read by p12Bags instead, never by
+// DecodeChain: that would decrypt the private key with whatever iteration
+// count the file asks for.
+func p12Decrypted(data []byte, st *p12Store) (entries []p12Entry, pw string, trust, aliases bool, err error) {
+	if st.maxIter > maxIterations {
+		return nil, "", false, false, fmt.Errorf("its key derivation asks for %d iterations, more than the %d we spend on an untrusted file", st.maxIter, maxIterations)
 	}
-	if trust {
-		if named, ok := p12Named(st, pw, certs); ok {
-			return named, pw, true, true, nil
+	for _, pw := range keystorePasswords {
+		if !st.hasMAC && pw != "" {
+			continue // without a MAC, only the empty password is checked at all
+		}
+		certs, err := pkcs12.DecodeTrustStore(data, pw)
+		if errors.Is(err, pkcs12.ErrIncorrectPassword) {
+			continue
+		}
+		if err == nil {
+			bags, ok := p12Bags(st, pw)
+			if ok = ok && len(bags) == len(certs); ok {
+				for i, b := range bags {
+					ok = ok && b.isCert && bytes.Equal(b.cert, certs[i].Raw)
+				}
+			}
+			for i, c := range certs {
+				e := p12Entry{cert: c.Raw}
+				if ok {
+					e.alias = bags[i].alias
+				}
+				entries = append(entries, e)
+			}
+			return entries, pw, true, ok, nil
+		}
+		// The MAC verified (or there is none), but go-pkcs12 does not read
+		// the store as a trust store: read its certificate bags ourselves.
+		if bags, ok := p12Bags(st, pw); ok {
+			for _, b := range bags {
+				if b.isCert {
+					entries = append(entries, p12Entry{cert: b.cert, alias: b.alias, keyLinked: b.keyLinked})
+				}
+			}
+			return entries, pw, false, true, nil
 		}
 	}
-	for i, c := range certs {
-		entries = append(entries, p12Entry{cert: c, keyLinked: !trust && i == 0})
-	}
-	return entries, pw, trust, false, nil
+	return nil, "", false, false, errors.New("the store's password is not one we try (changeit, empty), or its cipher is not supported")
 }
 
-// p12Named decrypts the safes of a trust store go-pkcs12 has opened with pw
-// and returns its entries with their aliases, if the certificates it reads
-// are exactly certs, in order.
-func p12Named(st *p12Store, pw string, certs []*x509.Certificate) ([]p12Entry, bool) {
-	var entries []p12Entry
+// p12Bags returns the bags of every safe of a PFX, decrypting the encrypted
+// ones with pw (checked by the caller).
+func p12Bags(st *p12Store, pw string) ([]p12Bag, bool) {
+	var out []p12Bag
 	for _, safe := range st.safes {
-		bags := safe.bags
-		if safe.encrypted {
-			pt, err := p12Decrypt(safe.alg, safe.content, pw)
-			if err != nil {
-				return nil, false
-			}
-			var raw []p12SafeBag
-			if unmarshalAll(pt, &raw) != nil {
-				return nil, false
-			}
-			bags = nil
-			for _, b := range raw {
-				bags = append(bags, readBag(pt, b))
-			}
+		if !safe.encrypted {
+			out = append(out, safe.bags...)
+			continue
 		}
-		for _, b := range bags {
-			i := len(entries)
-			if !b.isCert || i >= len(certs) || !bytes.Equal(b.cert, certs[i].Raw) {
-				return nil, false
-			}
-			entries = append(entries, p12Entry{cert: certs[i], alias: b.alias})
+		pt, err := p12Decrypt(safe.alg, safe.content, pw)
+		if err != nil {
+			return nil, false
+		}
+		var raw []p12SafeBag
+		if unmarshalAll(pt, &raw) != nil {
+			return nil, false
+		}
+		for _, b := range raw {
+			out = append(out, readBag(pt, b))
 		}
 	}
-	return entries, len(entries) == len(certs)
+	return out, true
 }
 
 // p12EncoderFor picks the go-pkcs12 encoder matching how the store was
 // protected: password-less stays password-less; otherwise the same cipher
 // family and MAC as the original.
 func p12EncoderFor(st *p12Store) *pkcs12.Encoder {
+	var enc *pkcs12.Encoder
 	switch {
 	case !st.hasMAC && st.encrypted == 0:
 		return pkcs12.Passwordless
 	case st.macAlg.Equal(oidPBMAC1):
-		return pkcs12.Modern2026
+		enc = pkcs12.Modern2026
 	case st.encAlg.Equal(oidPBEWithRC2_40):
-		return pkcs12.LegacyRC2
+		enc = pkcs12.LegacyRC2
 	case st.encAlg.Equal(oidPBEWith3DES), st.macAlg.Equal(oidSHA1) && st.encrypted == 0:
-		return pkcs12.LegacyDES
+		enc = pkcs12.LegacyDES
+	default:
+		enc = pkcs12.Modern2023
 	}
-	return pkcs12.Modern2023
+	// Keep the work factor the store had (Java writes 10000).
+	if st.macIter > 1 && st.macIter <= maxIterations {
+		enc = enc.WithIterations(st.macIter)
+	}
+	return enc
 }
 
 // stripPKCS12 removes our certificates from a PKCS#12 trust store and
@@ -476,21 +488,21 @@ func (s *Set) stripPKCS12(data []byte, st *p12Store) ([]byte, int, error) {
 			}
 		}
 	} else {
-		entries, p, trust, aliases, err := s.p12Decrypted(data, st)
+		entries, p, trust, aliases, err := p12Decrypted(data, st)
 		if err != nil {
 			// Nothing of ours is visible: Find sees no hit either.
 			return data, 0, nil
 		}
 		pw = p
 		for _, e := range entries {
-			if s.lookup(e.cert.Raw) >= 0 && (e.keyLinked || !trust) {
+			if s.lookup(e.cert) >= 0 && (e.keyLinked || !trust) {
 				return nil, 0, cannot(FormatPKCS12, e.alias, "the store holds a private key; go-pkcs12 cannot re-encode it unchanged")
 			}
-			all = append(all, entry{cert: e.cert.Raw, alias: e.alias})
+			all = append(all, entry{cert: e.cert, alias: e.alias})
 		}
 		found := false
 		for _, e := range entries {
-			found = found || s.lookup(e.cert.Raw) >= 0
+			found = found || s.lookup(e.cert) >= 0
 		}
 		if found && !aliases {
 			return nil, 0, cannot(FormatPKCS12, "", "its certificates are encrypted with %s, which we cannot decrypt to read the aliases back (we read PBES2-AES and PBE-SHA1-3DES), so re-encoding would rename the other entries", cipherName(st.encAlg))
@@ -524,7 +536,7 @@ func (s *Set) stripPKCS12(data []byte, st *p12Store) ([]byte, int, error) {
 	}
 	if st.hasMAC && st.encrypted == 0 {
 		// Plain safes with a MAC (openssl -certpbe NONE): find the password.
-		_, p, _, err := p12Open(data, &p12Store{maxIter: st.maxIter})
+		_, p, _, _, err := p12Decrypted(data, st)
 		if err != nil {
 			return nil, 0, cannot(FormatPKCS12, "", "%v", err)
 		}
