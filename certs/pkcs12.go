@@ -43,8 +43,9 @@ var (
 
 // maxIterations caps the key-derivation iterations a PKCS#12 file may ask
 // for before we try passwords on it: each try costs that many hash rounds,
-// and the file is untrusted. Java writes 10000, OpenSSL 2048.
-const maxIterations = 100_000
+// and the file is untrusted (BenchmarkPKCS12AtCap). Java writes 10000,
+// OpenSSL and go-pkcs12 2048.
+const maxIterations = 20_000
 
 type p12PFX struct {
 	Version  int
@@ -512,6 +513,7 @@ func (s *Set) stripPKCS12(data []byte, st *p12Store) ([]byte, int, error) {
 	var kept []pkcs12.TrustStoreEntry
 	var keptDER [][]byte
 	unsupported := false
+	var parseErr error
 	for _, e := range all {
 		if e.cert == nil {
 			unsupported = true
@@ -522,14 +524,17 @@ func (s *Set) stripPKCS12(data []byte, st *p12Store) ([]byte, int, error) {
 			continue
 		}
 		c, err := x509.ParseCertificate(e.cert)
-		if err != nil {
-			return nil, 0, cannot(FormatPKCS12, e.alias, "another certificate does not parse, so the store cannot be re-encoded: %v", err)
+		if err != nil && parseErr == nil {
+			parseErr = cannot(FormatPKCS12, e.alias, "another certificate does not parse, so the store cannot be re-encoded: %v", err)
 		}
 		kept = append(kept, pkcs12.TrustStoreEntry{Cert: c, FriendlyName: e.alias})
 		keptDER = append(keptDER, e.cert)
 	}
 	if removed == 0 {
 		return data, 0, nil
+	}
+	if parseErr != nil {
+		return nil, 0, parseErr
 	}
 	if unsupported {
 		return nil, 0, cannot(FormatPKCS12, "", "the store holds bags other than Java trusted certificates (keys, secrets, untrusted certificates); go-pkcs12 can only re-encode a trust store")
