@@ -62,8 +62,9 @@
 // kept byte for byte, the store re-signed), PKCS#12 trust-store bags (the
 // store re-encoded by go-pkcs12 with the same password and cipher family,
 // aliases kept). It refuses (ErrCannotStrip) when removing would change
-// something else: our DER inside another binary format or another PEM block
-// type, our certificate in a private key's chain, a keystore with keys
+// something else: our DER inside another binary format (an NSS cert9.db, an
+// EFI signature list such as p11-kit's edk2/cacerts.bin, a tar) or another
+// PEM block type (PKCS7), our certificate in a private key's chain, a keystore with keys
 // (PKCS#12) or with a password we do not know, a PKCS#12 encrypted with RC2
 // (we cannot read its aliases back).
 package certs
