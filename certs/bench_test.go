@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"testing"
+
+	pkcs12 "software.sslmate.com/src/go-pkcs12"
 )
 
 // benchSets returns sets of 1 and 1000 CAs.
@@ -80,6 +82,41 @@ func BenchmarkStripBundle(b *testing.B) {
 	for b.Loop() {
 		if _, n, err := set.Strip(data); err != nil || n != 1 {
 			b.Fatal(n, err)
+		}
+	}
+}
+
+// BenchmarkPKCS12AtCap measures the worst a PKCS#12 file can cost Find and
+// Strip: encrypted with "changeit" at the iteration cap (every KDF runs at
+// the cap), with and without one of our certificates.
+func BenchmarkPKCS12AtCap(b *testing.B) {
+	ours, other := testCA(b, "Our CA"), testCA(b, "Other CA")
+	for _, tc := range []struct {
+		name string
+		enc  *pkcs12.Encoder
+	}{{"3des", pkcs12.LegacyDES}, {"pbes2", pkcs12.Modern2023}} {
+		for _, withOurs := range []bool{false, true} {
+			cs := []*x509.Certificate{other}
+			if withOurs {
+				cs = append(cs, ours)
+			}
+			data, err := tc.enc.WithIterations(maxIterations).EncodeTrustStore(cs, "changeit")
+			if err != nil {
+				b.Fatal(err)
+			}
+			set := setOf(ours)
+			b.Run(fmt.Sprintf("%s/ours=%v/Find", tc.name, withOurs), func(b *testing.B) {
+				for b.Loop() {
+					set.Find(data)
+				}
+			})
+			b.Run(fmt.Sprintf("%s/ours=%v/Strip", tc.name, withOurs), func(b *testing.B) {
+				for b.Loop() {
+					if _, _, err := set.Strip(data); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		}
 	}
 }

@@ -22,7 +22,7 @@
 //     looked up by SHA-256, raw DER by its length and first bytes.
 //   - Keystore lengths are checked against the data before keystore-go sees
 //     them (it allocates what the file says); PKCS#12 files asking for more
-//     than 100000 key-derivation iterations are not opened.
+//     than 20000 key-derivation iterations are not opened.
 //   - Memory is about the largest PEM block, or the size of data for a
 //     keystore; data itself is never modified.
 //   - Strip returns either data without any of our certificates (it checks
@@ -39,7 +39,7 @@
 //   - inside compressed data: gzip, xz, zstd, a .jar/.zip (deflate), a
 //     compressed tar, a squashfs image, a compressed page of a database;
 //   - inside encrypted data: a PKCS#12 store whose password is not
-//     "changeit" or empty, or whose key derivation asks for more than 100000
+//     "changeit" or empty, or whose key derivation asks for more than 20000
 //     iterations, a JCEKS or BCFKS store's protected parts, any encrypted file;
 //   - in other encodings of the same bytes: base64 without PEM armour (a
 //     Kubernetes Secret, a JSON or YAML value, a data: URL, base64 of a PEM
@@ -62,8 +62,9 @@
 // kept byte for byte, the store re-signed), PKCS#12 trust-store bags (the
 // store re-encoded by go-pkcs12 with the same password and cipher family,
 // aliases kept). It refuses (ErrCannotStrip) when removing would change
-// something else: our DER inside another binary format or another PEM block
-// type, our certificate in a private key's chain, a keystore with keys
+// something else: our DER inside another binary format (an NSS cert9.db, an
+// EFI signature list such as p11-kit's edk2/cacerts.bin, a tar) or another
+// PEM block type (PKCS7), our certificate in a private key's chain, a keystore with keys
 // (PKCS#12) or with a password we do not know, a PKCS#12 encrypted with RC2
 // (we cannot read its aliases back).
 package certs

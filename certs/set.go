@@ -9,7 +9,8 @@ import (
 )
 
 // Set is an immutable set of CA certificates, deduplicated by the SHA-256 of
-// their DER encoding. Its zero value and a nil *Set are empty sets.
+// their DER encoding. A nil *Set is an empty set. Its methods are safe for
+// concurrent use.
 type Set struct {
 	certs  []*x509.Certificate
 	byHash map[[sha256.Size]byte]int
