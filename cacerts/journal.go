@@ -132,6 +132,9 @@ type Journal struct {
 	// package's file list: when the process installed the package, the
 	// directory is the package's and is kept on revert.
 	pkgCreated map[string]string
+	// restoredBase are the files Revert put back to their base content:
+	// Sweep need not read them again.
+	restoredBase []*entry
 	// byIno indexes changed files by inode, for linkedFromOurs.
 	byIno map[devIno][]*entry
 }

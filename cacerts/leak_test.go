@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -35,19 +34,7 @@ import (
 // returns the mount point and the upper directory.
 func overlayRoot(t *testing.T, lower string) (merged, upper string) {
 	t.Helper()
-	base := t.TempDir()
-	merged, upper, work := filepath.Join(base, "merged"), filepath.Join(base, "upper"), filepath.Join(base, "work")
-	for _, d := range []string{merged, upper, work} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s,index=off,redirect_dir=off", lower, upper, work)
-	if out, err := exec.Command("mount", "-t", "overlay", "overlay", "-o", opts, merged).CombinedOutput(); err != nil {
-		t.Fatalf("mount overlay: %v: %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", merged).Run() })
-	return merged, upper
+	return overlayRootTB(t, lower)
 }
 
 // shIn runs script with sh in root by chroot.

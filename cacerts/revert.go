@@ -72,6 +72,9 @@ func (j *Journal) Revert(ctx context.Context, fsys FS) error {
 		var err error
 		if e.ours.same(n) {
 			err = j.restore(fsys, e, n)
+			if err == nil && e.base.isReg() {
+				j.restoredBase = append(j.restoredBase, e)
+			}
 		} else if e.ours.metaOnly(n) && e.base.isReg() && e.base.kept {
 			// Only mode or owner changed (a chmod of a keystore we
 			// wrote): the content is still ours. The run without us

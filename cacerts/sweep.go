@@ -38,6 +38,10 @@ type Changes struct {
 	// overlay's lower layers), used to tell a CA the image already held at
 	// a path from one the exec wrote there. Nil when unknown.
 	Base FS
+	// OpenBase, when Base is nil, opens it the first time Sweep needs it
+	// (only a file holding one of our CAs does): most execs never pay for
+	// a view of the lower layers.
+	OpenBase func() (FS, error)
 	// Since, when Upper is nil, makes Sweep walk the root itself and look
 	// only at entries changed (ctime) at or after it: a root kept without
 	// an upper directory (a plain snapshot directory). It costs a walk of
@@ -130,7 +134,9 @@ type sweeper struct {
 
 	skip  map[string]bool
 	files []sweepFile
-	links []string
+	// restoredBase indexes Journal.restoredBase by path.
+	restoredBase map[string]*entry
+	links        []string
 	// dirTimes are the states of directories before the sweep changed an
 	// entry in them, to put their times back: the process's, not ours.
 	dirTimes map[string]state
@@ -173,7 +179,7 @@ func (s *sweeper) walk(ctx context.Context, v FS, dir string) error {
 			}
 			s.links = append(s.links, p)
 		case t.IsRegular():
-			if s.older(v, p) {
+			if s.older(v, p) || s.restored(p) {
 				continue
 			}
 			hits, err := s.scan(v, p)
@@ -187,6 +193,24 @@ func (s *sweeper) walk(ctx context.Context, v FS, dir string) error {
 		// Whiteouts (char 0:0), FIFOs, sockets and devices hold nothing.
 	}
 	return nil
+}
+
+// restored reports whether p is a file Revert put back to its base
+// content (which held none of the CAs we installed: we skip CAs the image
+// trusts) and that is still that file.
+func (s *sweeper) restored(p string) bool {
+	if s.restoredBase == nil {
+		s.restoredBase = map[string]*entry{}
+		for _, e := range s.j.restoredBase {
+			s.restoredBase[e.path] = e
+		}
+	}
+	e, ok := s.restoredBase[p]
+	if !ok {
+		return false
+	}
+	now, err := lstat(s.fsys, p, false)
+	return err == nil && now.isReg() && now.size == e.base.size && now.mtime.Equal(e.base.mtime) && now.mode == e.base.mode
 }
 
 // older reports, when Sweep walks the root itself, whether p was last
@@ -403,6 +427,10 @@ func (s *sweeper) cleanFile(f sweepFile, userCAs map[int]bool) error {
 // inBase reports whether the base (the root before the exec) held every
 // one of hits at p: the image's own content, not ours.
 func (s *sweeper) inBase(p string, hits []certs.Hit) bool {
+	if s.ch.Base == nil && s.ch.OpenBase != nil {
+		s.ch.Base, _ = s.ch.OpenBase()
+		s.ch.OpenBase = nil
+	}
 	if s.ch.Base == nil {
 		return false
 	}

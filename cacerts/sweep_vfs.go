@@ -36,11 +36,20 @@ func (j *Journal) SweepRoot(ctx context.Context, fsys *vfs.FS, root vfs.Spec, si
 		defer upper.Close()
 		ch.Upper = upper
 		if len(loc.Base.Mounts) > 0 {
-			if base, err := vfs.New(ctx, loc.Base, nil); err == nil {
-				defer base.Close()
-				ch.Base = base
-			} else {
-				bklog.G(ctx).WithError(err).Debug("cacerts: the root's lower layers cannot be read; every engine CA in the exec's changes counts as ours")
+			var base *vfs.FS
+			defer func() {
+				if base != nil {
+					base.Close()
+				}
+			}()
+			ch.OpenBase = func() (FS, error) {
+				b, err := vfs.New(ctx, loc.Base, nil)
+				if err != nil {
+					bklog.G(ctx).WithError(err).Debug("cacerts: the root's lower layers cannot be read; every engine CA in the exec's changes counts as ours")
+					return nil, err
+				}
+				base = b
+				return b, nil
 			}
 		}
 	case !errors.Is(err, vfs.ErrNoUpper):
