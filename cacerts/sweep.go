@@ -182,7 +182,7 @@ func (s *sweeper) walk(ctx context.Context, v FS, dir string) error {
 			if s.older(v, p) || s.restored(p) {
 				continue
 			}
-			hits, err := s.scan(v, p)
+			hits, err := s.scan(ctx, v, p)
 			if err != nil {
 				return err
 			}
@@ -228,7 +228,7 @@ func (s *sweeper) older(v FS, p string) bool {
 }
 
 // scan reads the regular file p of v in chunks and returns our CAs in it.
-func (s *sweeper) scan(v FS, p string) ([]certs.Hit, error) {
+func (s *sweeper) scan(ctx context.Context, v FS, p string) ([]certs.Hit, error) {
 	f, err := v.Open(fsName(p))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -242,6 +242,9 @@ func (s *sweeper) scan(v FS, p string) ([]certs.Hit, error) {
 	seen := map[[2]int]bool{}
 	var out []certs.Hit
 	for {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("searching %s for engine CAs: %w", p, err)
+		}
 		n, rerr := io.ReadFull(f, buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		s.st.Bytes += int64(n)
