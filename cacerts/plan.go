@@ -221,7 +221,7 @@ func (p *Plan) Apply(ctx context.Context, fsys FS) (*Journal, error) {
 // ErrRollbackFailed is wrapped by the error of an install that failed and
 // whose rollback failed too: some of our changes may be left in the layer.
 // Install returns such an error whatever Options.Strict says, and the caller
-// must fail the exec (DESIGN.md invariant 4: no layer with our CA is ever
+// must fail the exec (docs/design.md invariant 4: no layer with our CA is ever
 // committed).
 var ErrRollbackFailed = errors.New("rolling back the partial install failed")
 

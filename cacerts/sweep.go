@@ -25,7 +25,7 @@ import (
 
 // ErrTraceLeft is wrapped by the error of a Sweep that found one of our CAs
 // in something the exec wrote and could not remove it exactly: the caller
-// must fail the exec (DESIGN.md invariant 8).
+// must fail the exec (docs/design.md invariant 8).
 var ErrTraceLeft = errors.New("an engine CA certificate is left in the exec's layer")
 
 // Changes says where to find what an exec wrote, for Sweep.
@@ -88,7 +88,7 @@ type SweepStats struct {
 // exec. CAs the image held before the exec at the same path, and CAs the
 // process itself put into the image's own anchors during the exec, are not
 // ours to remove. The cost is proportional to what the exec wrote (the
-// upper directory), not to the image. See DESIGN.md invariant 8.
+// upper directory), not to the image. See docs/design.md invariant 8.
 func (j *Journal) Sweep(ctx context.Context, fsys FS, ch Changes) (SweepStats, error) {
 	var st SweepStats
 	if j == nil || j.installed.Len() == 0 {

@@ -13,7 +13,7 @@ import (
 	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
 )
 
-// BenchmarkSweep measures the post-revert sweep (DESIGN.md invariant 8)
+// BenchmarkSweep measures the post-revert sweep (docs/design.md invariant 8)
 // alone, on a Debian root mounted as BuildKit's pooled overlay, after an
 // exec that wrote nothing (RUN true), one that wrote a 100 MB file, and one
 // that installed a JRE (the java image's /usr/lib/jvm and

@@ -62,7 +62,7 @@ func (d *defaultInstaller) install(ctx context.Context, c *Container, set *cacer
 	if err != nil {
 		return nil, fmt.Errorf("viewing the container's filesystem: %w", err)
 	}
-	// The view is closed before the user process starts (DESIGN.md:
+	// The view is closed before the user process starts (docs/design.md:
 	// no layer descriptor may outlive the install).
 	defer fsys.Close()
 	dist, err := distro.Detect(fsys)
