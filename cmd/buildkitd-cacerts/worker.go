@@ -32,6 +32,10 @@ import (
 // labelCACerts is the worker label that says which buildkit-cacerts runs it.
 const labelCACerts = "buildkit-cacerts"
 
+// labelCACertsBuildKit is the worker label that says which BuildKit release
+// buildkit-cacerts embeds.
+const labelCACertsBuildKit = "buildkit-cacerts.buildkit"
+
 // newOCIWorker builds the OCI (runc) worker like upstream's
 // ociWorkerInitializer, with its executor wrapped. It returns (nil, nil) when
 // the worker is disabled, or is "auto" and no runc binary is found.
@@ -87,7 +91,7 @@ func newOCIWorker(ctx context.Context, cfg *config.Config, wrap executor.Options
 	if oc.MaxParallelism > 0 {
 		sem = semaphore.NewWeighted(int64(oc.MaxParallelism))
 	}
-	labels := map[string]string{labelCACerts: Version()}
+	labels := workerLabels()
 	for k, v := range oc.Labels {
 		labels[k] = v
 	}
@@ -96,6 +100,8 @@ func newOCIWorker(ctx context.Context, cfg *config.Config, wrap executor.Options
 		return nil, err
 	}
 	// The seam: every container the worker starts goes through Wrap.
+	m := daemonMetrics()
+	wrap.Observer, wrap.CAs = m, m.watch(wrap.CAs)
 	opt.Executor = executor.Wrap(opt.Executor, wrap)
 
 	opt.GCPolicy = gcPolicy(oc.GCConfig, cfg.Root)
