@@ -92,6 +92,7 @@ func run(_ context.Context, c *cli.Command) error {
 	if err := applyCACertsFlags(c, &cc); err != nil {
 		return err
 	}
+	registryCAsEnabled = cc.RegistryCAs
 	if err := applyOCIFlags(c, &cfg); err != nil {
 		return err
 	}
