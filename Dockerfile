@@ -12,8 +12,8 @@
 #
 # Every base image and version is a build argument whose default is what a
 # user would pull. Our tests build this file offline with our own daemon:
-# they point BASE_IMAGE at a local image and replace the `binaries` stage with
-# prebuilt binaries (a named context), so no registry or module proxy is used.
+# they point BASE_IMAGE at a local image and take the `binaries` stage from
+# prebuilt binaries (BINARIES=prebuilt and a named context), so no registry or module proxy is used.
 
 ARG GO_VERSION=1.26
 ARG DEBIAN_VERSION=bookworm
@@ -28,6 +28,7 @@ ARG ROOTLESSKIT_VERSION=v2.3.6
 # pigz/xz for layers, iptables for CNI, fuse3 for fuse-overlayfs, uidmap
 # for rootless). Empty installs none (the offline test image).
 ARG RUNTIME_PACKAGES="ca-certificates git openssh-client pigz xz-utils iptables fuse3 uidmap"
+ARG BINARIES=binaries-from-source
 
 FROM ${GOLANG_IMAGE} AS gobuild
 RUN apt-get update && apt-get install -y --no-install-recommends libseccomp-dev pkg-config && rm -rf /var/lib/apt/lists/*
@@ -50,11 +51,16 @@ ARG ROOTLESSKIT_VERSION
 RUN GOBIN=/out go install -trimpath -tags seccomp -ldflags "-s -w -X main.version=${RUNC_VERSION#v}" github.com/opencontainers/runc@${RUNC_VERSION} && \
 	CGO_ENABLED=0 GOBIN=/out go install -trimpath -ldflags "-s -w" github.com/rootless-containers/rootlesskit/v2/cmd/rootlesskit@${ROOTLESSKIT_VERSION}
 
-# binaries: buildkitd, buildctl, runc, rootlesskit at the root. A named
-# context of the same name replaces this stage (the tests pass prebuilt
-# binaries: --opt context:binaries=local:binaries).
-FROM scratch AS binaries
+# binaries: buildkitd, buildctl, runc, rootlesskit at the root, compiled
+# above by default. BINARIES names another source: the tests pass prebuilt
+# ones (hack/build-binaries.sh) as a named context, so the Go stage is not
+# reached at all:
+#   --build-arg BINARIES=prebuilt --build-context prebuilt=DIR      (buildx)
+#   --opt build-arg:BINARIES=prebuilt --local prebuilt=DIR --opt context:prebuilt=local:prebuilt  (buildctl)
+FROM scratch AS binaries-from-source
 COPY --from=gobuild /out/ /
+
+FROM ${BINARIES} AS binaries
 
 FROM ${BASE_IMAGE} AS base
 ARG RUNTIME_PACKAGES
