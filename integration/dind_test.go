@@ -60,7 +60,12 @@ func startDockerd(t *testing.T) *dockerEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(dockerd,
+	args := []string{}
+	if missingCaps(t) {
+		args = append(args, "--add-runtime", "capfit="+capFitRuntime(t, dir), "--default-runtime", "capfit")
+		t.Log("this machine's capability bounding set lacks capabilities the kernel knows: dockerd's containers run through the capfit runtime (dind_runtime_test.go)")
+	}
+	cmd := exec.Command(dockerd, append(args,
 		"--data-root", filepath.Join(dir, "data"),
 		"--exec-root", filepath.Join(dir, "exec"),
 		"--pidfile", filepath.Join(dir, "docker.pid"),
@@ -68,7 +73,7 @@ func startDockerd(t *testing.T) *dockerEnv {
 		"--containerd-namespace", "dind-test", "--containerd-plugins-namespace", "dind-test-plugins",
 		"--bridge=none", "--iptables=false", "--ip-masq=false",
 		"--storage-driver", "overlay2",
-	)
+	)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
