@@ -24,6 +24,7 @@ import (
 	"github.com/buildkit-cacerts/buildkit-cacerts/cacerts"
 	bkexecutor "github.com/moby/buildkit/executor"
 	resourcestypes "github.com/moby/buildkit/executor/resources/types"
+	"github.com/moby/buildkit/identity"
 	"github.com/moby/buildkit/util/bklog"
 )
 
@@ -54,6 +55,11 @@ var _ bkexecutor.Executor = (*wrapped)(nil)
 // revert always fails the exec, so no layer holding our CAs is committed.
 func (w *wrapped) Run(ctx context.Context, id string, root bkexecutor.Mount, mounts []bkexecutor.Mount, process bkexecutor.ProcessInfo, started chan<- struct{}) (_ resourcestypes.Recorder, retErr error) {
 	start := time.Now()
+	if id == "" {
+		// What the runc executor would pick, picked here so the per-exec
+		// log line and the container share the id.
+		id = identity.NewID()
+	}
 	ctx, info := withExecInfo(ctx)
 	rep := Report{ID: execName(id)}
 	defer func() {
