@@ -442,6 +442,16 @@ func TestDind(t *testing.T) {
 	} else {
 		t.Logf("negative control (upstream image, buildx): failed as expected: %s", grepLines(logs, "SSL certificate problem"))
 	}
+	// buildx's remote driver on the running container's tcp+mTLS listener,
+	// as docs/run.md tells a user (the CA set is the container's mount).
+	e.dockerOut(t, "buildx", "create", "--name", "remote", "--driver", "remote",
+		"--driver-opt", fmt.Sprintf("cacert=%s,cert=%s,key=%s", tlsf.ca, tlsf.cert, tlsf.key), ours.tcp)
+	out := filepath.Join(t.TempDir(), "image.tar")
+	if logs, err := e.docker("buildx", "build", "--builder", "remote", "--progress", "plain", "--no-cache", "--output", "type=oci,dest="+out, ctxDir); err != nil {
+		t.Errorf("docker buildx build with the remote driver: %v\n%s", err, lastBytes(logs, 3000))
+	} else {
+		checkOnlyFetched("buildx remote driver (tcp+mTLS) on our container", out)
+	}
 	t.Logf("TestDind wall time after the image build: %v", time.Since(t0).Round(time.Second))
 }
 

@@ -99,7 +99,13 @@ func buildShipImages(t *testing.T) *shipBuild {
 	}
 	d := startDaemon(t, harness.DaemonConfig{CADir: caDir(t, ca), TOML: reg.TOML()})
 	c := daemonClient(t, d)
-	dir := t.TempDir()
+	// Shared by every test of the process, so not under one test's TempDir:
+	// one fixed directory, replaced by each run (like the binaries').
+	dir := filepath.Join(os.TempDir(), "buildkit-cacerts-ship-images")
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	res := &shipBuild{
 		ours:     filepath.Join(dir, "ours.tar"),
 		upstream: filepath.Join(dir, "upstream.tar"),
