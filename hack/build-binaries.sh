@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # hack/build-binaries.sh OUT — the binaries of the image's `binaries` stage,
 # prebuilt on this machine (the offline image test passes OUT as the named
-# context `binaries`): static buildkitd (ours) and buildctl, stamped the way
-# upstream stamps its releases (ldflags, like the Dockerfile), and runc.
+# context `prebuilt`): static buildkitd (ours) and buildctl, stamped the way
+# upstream stamps its releases (ldflags, like the Dockerfile), runc and
+# RootlessKit.
 #
 #   UPSTREAM=1   also build upstream's buildkitd (the negative control image)
 #                into OUT/upstream/buildkitd, with buildctl and runc beside it
@@ -42,9 +43,16 @@ fi
 runc=${RUNC:-$(command -v runc)}
 install -m 0755 "$runc" "$out/runc"
 
+# RootlessKit for the rootless target, from its module at the Dockerfile's
+# ROOTLESSKIT_VERSION.
+rootlesskit_version=$(sed -n 's/^ARG ROOTLESSKIT_VERSION=//p' Dockerfile)
+if [[ ! -x "$out/rootlesskit" ]] || [[ "$("$out/rootlesskit" --version 2>/dev/null)" != *"${rootlesskit_version#v}"* ]]; then
+	(cd "$(mktemp -d)" && GOBIN="$out" go install -ldflags "-s -w" "github.com/rootless-containers/rootlesskit/v2/cmd/rootlesskit@$rootlesskit_version")
+fi
+
 if [[ "${UPSTREAM:-0}" == 1 ]]; then
 	mkdir -p "$out/upstream"
 	go build -ldflags "-s -w $bk" -o "$out/upstream/buildkitd" github.com/moby/buildkit/cmd/buildkitd
-	install -m 0755 "$out/buildctl" "$out/runc" "$out/upstream/"
+	install -m 0755 "$out/buildctl" "$out/runc" "$out/rootlesskit" "$out/upstream/"
 fi
 "$out/buildkitd" --version

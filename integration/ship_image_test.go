@@ -40,6 +40,7 @@ const (
 type shipBuild struct {
 	ours, upstream string // docker-format image tarballs (docker load)
 	oursOCI        string // our image as an OCI tarball, for its config
+	rootlessOCI    string // the rootless target, OCI tarball
 	wall           time.Duration
 }
 
@@ -107,11 +108,12 @@ func buildShipImages(t *testing.T) *shipBuild {
 		t.Fatal(err)
 	}
 	res := &shipBuild{
-		ours:     filepath.Join(dir, "ours.tar"),
-		upstream: filepath.Join(dir, "upstream.tar"),
-		oursOCI:  filepath.Join(dir, "ours-oci.tar"),
+		ours:        filepath.Join(dir, "ours.tar"),
+		upstream:    filepath.Join(dir, "upstream.tar"),
+		oursOCI:     filepath.Join(dir, "ours-oci.tar"),
+		rootlessOCI: filepath.Join(dir, "rootless-oci.tar"),
 	}
-	build := func(binDir, name, dest string, typ string) {
+	build := func(binDir, name, dest, typ, target string) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
@@ -122,7 +124,7 @@ func buildShipImages(t *testing.T) *shipBuild {
 				"build-arg:BINARIES":         "prebuilt",
 				"build-arg:BASE_IMAGE":       base,
 				"build-arg:RUNTIME_PACKAGES": "",
-				"target":                     "release",
+				"target":                     target,
 			},
 		}
 		exp := client.ExportEntry{
@@ -143,9 +145,10 @@ func buildShipImages(t *testing.T) *shipBuild {
 		t.Logf("built %s (%s export, %d bytes) from the Dockerfile with buildkitd-cacerts in %v", name, typ, st.Size(), time.Since(t0).Round(time.Millisecond))
 	}
 	t0 := time.Now()
-	build(bins, shipImage, res.ours, client.ExporterDocker)
-	build(bins, shipImage, res.oursOCI, client.ExporterOCI)
-	build(filepath.Join(bins, "upstream"), upstreamImage, res.upstream, client.ExporterDocker)
+	build(bins, shipImage, res.ours, client.ExporterDocker, "release")
+	build(bins, shipImage, res.oursOCI, client.ExporterOCI, "release")
+	build(filepath.Join(bins, "upstream"), upstreamImage, res.upstream, client.ExporterDocker, "release")
+	build(bins, "buildkit-cacerts:rootless-test", res.rootlessOCI, client.ExporterOCI, "rootless")
 	res.wall = time.Since(t0)
 	return res
 }
@@ -156,13 +159,7 @@ func buildShipImages(t *testing.T) *shipBuild {
 // directory exists.
 func TestShipImage(t *testing.T) {
 	b := shipImages(t)
-	blobs := readTar(t, b.oursOCI)
-	var idx ocispecs.Index
-	mustJSON(t, blobs["index.json"], &idx)
-	var m ocispecs.Manifest
-	mustJSON(t, blobs[blobPath(idx.Manifests[0].Digest.String())], &m)
-	var img ocispecs.Image
-	mustJSON(t, blobs[blobPath(m.Config.Digest.String())], &img)
+	m, img := ociConfig(t, b.oursOCI)
 	if !slices.Equal(img.Config.Entrypoint, []string{"buildkitd"}) {
 		t.Errorf("entrypoint = %q, want [buildkitd] (upstream's)", img.Config.Entrypoint)
 	}
@@ -186,4 +183,42 @@ func TestShipImage(t *testing.T) {
 	}
 	cfgJSON, _ := json.Marshal(img.Config)
 	t.Logf("image %s: %d layers, %.1f MB compressed; config %s", shipImage, len(m.Layers), float64(size)/1e6, cfgJSON)
+
+	// The rootless target: upstream's -rootless conventions.
+	_, rimg := ociConfig(t, b.rootlessOCI)
+	rc := rimg.Config
+	env := strings.Join(rc.Env, " ")
+	if !slices.Equal(rc.Entrypoint, []string{"rootlesskit", "buildkitd"}) || rc.User != "1000:1000" ||
+		!strings.Contains(env, "BUILDKIT_HOST=unix:///run/user/1000/buildkit/buildkitd.sock") || !strings.Contains(env, "HOME=/home/user") {
+		t.Errorf("rootless config = %+v", rc)
+	}
+	if _, ok := rc.Volumes["/home/user/.local/share/buildkit"]; !ok {
+		t.Errorf("rootless volumes = %v, want /home/user/.local/share/buildkit", rc.Volumes)
+	}
+	seen = map[string]bool{}
+	for _, l := range imageLayers(t, b.rootlessOCI) {
+		for _, e := range l {
+			seen[e.name] = true
+		}
+	}
+	for _, p := range []string{"usr/bin/rootlesskit", "usr/bin/buildkitd", "etc/subuid", "home/user/.local/share/buildkit"} {
+		if !seen[p] {
+			t.Errorf("rootless image lacks /%s", p)
+		}
+	}
+	rcJSON, _ := json.Marshal(rc)
+	t.Logf("rootless image config %s", rcJSON)
+}
+
+// ociConfig reads the manifest and config of an OCI tarball's one image.
+func ociConfig(t *testing.T, ociTar string) (ocispecs.Manifest, ocispecs.Image) {
+	t.Helper()
+	blobs := readTar(t, ociTar)
+	var idx ocispecs.Index
+	mustJSON(t, blobs["index.json"], &idx)
+	var m ocispecs.Manifest
+	mustJSON(t, blobs[blobPath(idx.Manifests[0].Digest.String())], &m)
+	var img ocispecs.Image
+	mustJSON(t, blobs[blobPath(m.Config.Digest.String())], &img)
+	return m, img
 }
