@@ -256,7 +256,7 @@ func Install(ctx context.Context, fsys FS, d *distro.Distro, set *Set, opt Optio
 		if p.combined {
 			f["combined"] = set.Len() // CAs combined into one anchor, CombinedName
 		}
-		log.WithFields(f).Info("CA certificates installed")
+		log.WithFields(f).Debug("CA certificates installed")
 	}
 	return j, nil
 }
