@@ -117,7 +117,7 @@ func (j *Journal) Sweep(ctx context.Context, fsys FS, ch Changes) (SweepStats, e
 	s.restoreDirTimes()
 	log := bklog.G(ctx).WithFields(logrus.Fields{"entries": st.Entries, "files": st.Files, "bytes": st.Bytes, "ms": time.Since(start).Milliseconds()})
 	if len(st.Cleaned) > 0 {
-		log.WithField("cleaned", st.Cleaned).Warn("cacerts: removed engine CAs the exec copied into its layer")
+		log.WithField("cleaned", st.Cleaned).Info("cacerts: removed engine CAs the exec copied into its layer")
 	} else {
 		log.Debug("cacerts: no engine CA left in the exec's layer")
 	}
