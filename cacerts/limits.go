@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"path"
 	"strings"
-	"time"
 )
 
 // Default per-exec limits (Limits). A real image stays far below them: a
@@ -93,18 +92,14 @@ func (e *LimitError) Is(target error) bool { return target == ErrLimit }
 // limit hit is kept: an error a caller logs and skips (a bundle left alone)
 // still fails the install (Plan.Apply checks err).
 type budget struct {
-	lim          Limits
-	read, wrote  int64
-	files        int
-	certifi      int
-	first        *LimitError
-	maxReadBytes int64 // MaxReadBytes, or the default
+	lim         Limits // with defaults
+	read, wrote int64
+	files       int
+	certifi     int
+	first       *LimitError
 }
 
-func newBudget(l Limits) *budget {
-	l = l.WithDefaults()
-	return &budget{lim: l, maxReadBytes: l.MaxReadBytes}
-}
+func newBudget(l Limits) *budget { return &budget{lim: l.WithDefaults()} }
 
 func (b *budget) hit(e *LimitError) error {
 	if b.first == nil {
@@ -132,7 +127,7 @@ func (b *budget) use() BudgetUse {
 }
 
 func (b *budget) readLimit(p string) *LimitError {
-	return &LimitError{Knob: "max_read_mib", Max: b.maxReadBytes >> 20, Path: p, What: "MiB read from the image"}
+	return &LimitError{Knob: "max_read_mib", Max: b.lim.MaxReadBytes >> 20, Path: p, What: "MiB read from the image"}
 }
 
 // wrote1 counts one entry written and n bytes.
@@ -156,7 +151,7 @@ type limitFS struct {
 // ReadFileLimit reads at most what is left of the read budget: a file larger
 // than that (stat first) is not read at all.
 func (l *limitFS) ReadFileLimit(p string, max int64) ([]byte, error) {
-	left := l.b.maxReadBytes - l.b.read
+	left := l.b.lim.MaxReadBytes - l.b.read
 	if left < max {
 		if fi, err := l.FS.Stat(fsName(path.Clean("/" + p))); err == nil && fi.Mode().IsRegular() && fi.Size() > left {
 			return nil, l.b.hit(l.b.readLimit(p))
@@ -204,10 +199,6 @@ func (l *limitFS) Symlink(oldname, newname string) error {
 		return err
 	}
 	return l.FS.Symlink(oldname, newname)
-}
-
-func (l *limitFS) Lchtimes(p string, atime, mtime time.Time) error {
-	return l.FS.Lchtimes(p, atime, mtime)
 }
 
 // ReadDirNames forwards to the view's name-only listing (glob uses it).
