@@ -29,6 +29,16 @@ type countingFS struct {
 	FS
 	files atomic.Int64
 	bytes atomic.Int64
+	// anchorReads are the bytes read from the local anchor directory.
+	anchorReads atomic.Int64
+}
+
+func (c *countingFS) ReadFileLimit(p string, max int64) ([]byte, error) {
+	data, err := c.FS.ReadFileLimit(p, max)
+	if strings.HasPrefix(p, "/usr/local/share/ca-certificates/") {
+		c.anchorReads.Add(int64(len(data)))
+	}
+	return data, err
 }
 
 func (c *countingFS) add(n int) { c.files.Add(1); c.bytes.Add(int64(n)) }
@@ -63,14 +73,15 @@ func (c *countingFS) Invalidate() {
 
 // cost is what one Install cost.
 type cost struct {
-	allocMiB float64 // bytes allocated during the install (an upper bound of the peak)
-	peakMiB  float64 // peak heap above the start, sampled every 100µs
-	files    int64   // entries written (files, links, directories, removals)
-	wroteMiB float64 // bytes written
+	allocMiB  float64 // bytes allocated during the install (an upper bound of the peak)
+	peakMiB   float64 // peak heap above the start, sampled every 100µs
+	files     int64   // entries written (files, links, directories, removals)
+	wroteMiB  float64 // bytes written
+	anchorMiB float64 // bytes read from the local anchor directory
 }
 
 func (c cost) String() string {
-	return fmt.Sprintf("allocated %.1f MiB, peak heap +%.1f MiB, %d entries written, %.1f MiB written", c.allocMiB, c.peakMiB, c.files, c.wroteMiB)
+	return fmt.Sprintf("allocated %.1f MiB, peak heap +%.1f MiB, %d entries written, %.1f MiB written, %.1f MiB of local anchors read", c.allocMiB, c.peakMiB, c.files, c.wroteMiB, c.anchorMiB)
 }
 
 // measure runs Install on the root with env and opt and returns its cost and
@@ -107,9 +118,10 @@ func measure(t *testing.T, root string, set *Set, opt Options) (cost, error) {
 	wg.Wait()
 	runtime.ReadMemStats(&ms)
 	c := cost{
-		allocMiB: float64(ms.TotalAlloc-alloc0) / (1 << 20),
-		files:    fsys.files.Load(),
-		wroteMiB: float64(fsys.bytes.Load()) / (1 << 20),
+		allocMiB:  float64(ms.TotalAlloc-alloc0) / (1 << 20),
+		files:     fsys.files.Load(),
+		wroteMiB:  float64(fsys.bytes.Load()) / (1 << 20),
+		anchorMiB: float64(fsys.anchorReads.Load()) / (1 << 20),
 	}
 	if p := peak.Load(); p > base {
 		c.peakMiB = float64(p-base) / (1 << 20)

@@ -56,7 +56,7 @@ func TestLimitsCertifiHardLinks(t *testing.T) {
 			}
 			// One inode is read (twice: to check it, to keep it for
 			// revert) and written once, whatever n is.
-			if c.allocMiB > 40 || c.peakMiB > 32 || c.wroteMiB > 9 || c.files > 10 {
+			if c.allocMiB > 40 || c.peakMiB > 48 || c.wroteMiB > 9 || c.files > 10 {
 				t.Errorf("cost %s: hard links are not merged", c)
 			}
 			// The edited name is restored as a new inode: its hard link
@@ -116,10 +116,11 @@ func TestLimitsAnchorLinks(t *testing.T) {
 		t.Fatalf("error %v, want the bundle mismatch", err)
 	}
 	// The anchors are larger together than the bundle: none is read, only
-	// the 9 MiB bundle (kept for revert). Reading the last anchor first
-	// (no check of the sizes together) costs 17.4 MiB; reading them all as
-	// before, 1.6 GiB.
-	if c.allocMiB > 12 || c.peakMiB > 12 {
+	// the 9 MiB bundle (to see whether it already holds our CAs, and kept
+	// for revert). Reading the last anchor first (no check of the sizes
+	// together) reads 8 MiB of anchors; reading them all as before, 256 MiB
+	// (1.6 GiB allocated).
+	if c.anchorMiB > 0 || c.allocMiB > 24 || c.peakMiB > 12 {
 		t.Errorf("cost %s: anchors were read", c)
 	}
 	assertSame(t, "tree after the failed install", before, snap(t, root))
