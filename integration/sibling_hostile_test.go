@@ -29,7 +29,7 @@ func TestSiblingHostileTool(t *testing.T) {
 	t.Run("no secret in the sibling", func(t *testing.T) {
 		d := startDaemon(t, harness.DaemonConfig{TOML: e.toml, CADir: caDir(t, e.ca), Mode: "command"})
 		dockerfile := "FROM " + e.image + "\n" +
-			hostileTool(`echo "tool-sees: $(ls /run/secrets 2>&1) $(cat /run/secrets/tok 2>&1)"`) +
+			hostileTool(`echo "tool-""ran: $(ls /run/secrets 2>&1) $(cat /run/secrets/tok 2>&1)"`) +
 			"RUN --mount=type=secret,id=tok,required=true grep -q s3cret-val /run/secrets/tok && echo user-saw-secret\n"
 		_, logs, err := e.build(t, d, dockerfile, secret)
 		if err != nil {
@@ -38,7 +38,9 @@ func TestSiblingHostileTool(t *testing.T) {
 		if !strings.Contains(logs, "user-saw-secret") {
 			t.Fatalf("the RUN did not see its secret:\n%s", logs)
 		}
-		if !strings.Contains(d.Log(), "tool-sees:") {
+		// "tool-ran:" is only in the tool's output (the Dockerfile, which
+		// the log quotes, has tool-""ran).
+		if !strings.Contains(d.Log(), "tool-ran:") {
 			t.Fatalf("the hostile tool did not run in the sibling:\n%s", d.Log())
 		}
 		// The value is nowhere in the Dockerfile (the RUN greps a prefix):
