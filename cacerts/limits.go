@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"path"
 	"strings"
+
+	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
 )
 
 // Default per-exec limits (Limits). A real image stays far below them: a
@@ -116,24 +118,32 @@ func (b *budget) err() error {
 	return b.first
 }
 
-// BudgetUse is what one install consumed of its Limits.
-type BudgetUse struct {
+// budgetUse is what one install consumed of its Limits.
+type budgetUse struct {
 	ReadBytes, WrittenBytes int64
 	Files                   int
 }
 
-func (b *budget) use() BudgetUse {
-	return BudgetUse{ReadBytes: b.read, WrittenBytes: b.wrote, Files: b.files}
+func (b *budget) use() budgetUse {
+	return budgetUse{ReadBytes: b.read, WrittenBytes: b.wrote, Files: b.files}
 }
 
 func (b *budget) readLimit(p string) *LimitError {
 	return &LimitError{Knob: "max_read_mib", Max: b.lim.MaxReadBytes >> 20, Path: p, What: "MiB read from the image"}
 }
 
-// wrote1 counts one entry written and n bytes.
-func (b *budget) wrote1(p string, n int) error {
+// room fails when one more entry would pass MaxFiles.
+func (b *budget) room(p string) error {
 	if b.files >= b.lim.MaxFiles {
 		return b.hit(&LimitError{Knob: "max_files", Max: int64(b.lim.MaxFiles), Path: p, What: "entries written"})
+	}
+	return nil
+}
+
+// wrote1 counts one entry written and n bytes.
+func (b *budget) wrote1(p string, n int) error {
+	if err := b.room(p); err != nil {
+		return err
 	}
 	b.files++
 	b.wrote += int64(n)
@@ -173,11 +183,18 @@ func (l *limitFS) WriteFile(p string, data []byte, perm fs.FileMode) error {
 	return l.FS.WriteFile(p, data, perm)
 }
 
+// Overwrite counts the entry unless the view declines to write in place
+// (the caller then uses WriteFile, which counts it).
 func (l *limitFS) Overwrite(p string, data []byte) error {
-	if err := l.b.wrote1(p, len(data)); err != nil {
+	if err := l.b.room(p); err != nil {
 		return err
 	}
-	return l.FS.Overwrite(p, data)
+	err := l.FS.Overwrite(p, data)
+	if !errors.Is(err, vfs.ErrNotInPlace) {
+		l.b.files++
+		l.b.wrote += int64(len(data))
+	}
+	return err
 }
 
 func (l *limitFS) MkdirAll(p string, perm fs.FileMode) (string, error) {

@@ -167,8 +167,13 @@ func TestLocalAnchorsHardLinksReadOnce(t *testing.T) {
 	}
 	// Read: the bundle once to keep it, the anchor once, the hash links'
 	// targets of our bucket (none: a fresh bucket).
-	if u := p.budget.use(); u.ReadBytes != int64(len(bundle0)+len(anchor)) {
+	u := p.budget.use()
+	if u.ReadBytes != int64(len(bundle0)+len(anchor)) {
 		t.Errorf("read %d bytes, want the bundle and one anchor: %d", u.ReadBytes, len(bundle0)+len(anchor))
+	}
+	// Our anchor, its .pem link, its hash link, the bundle (in place).
+	if u.Files != 4 {
+		t.Errorf("%d entries written, want 4", u.Files)
 	}
 	bundle, _ := os.ReadFile(filepath.Join(root, "etc/ssl/certs/ca-certificates.crt"))
 	if !bytes.HasSuffix(bundle, append(append([]byte(nil), set.Certs[0].PEM...), bytes.Repeat(theirs.pem, n)...)) {
