@@ -208,38 +208,24 @@ func (p *Plan) applyFast(fsys FS, j *Journal) error {
 	if len(data) > 0 && data[len(data)-1] != '\n' {
 		return fmt.Errorf("bundle %s does not end with a newline: run update-ca-certificates in the image, or use the command path", bundle)
 	}
-	type piece struct {
-		name string
-		data []byte
-	}
-	var pieces []piece
-	var tail []byte
-	for _, n := range existing {
-		b, err := fsys.ReadFileLimit(path.Join(anchorDir, n), maxBundle)
-		if err != nil {
-			return fmt.Errorf("reading local anchor %s/%s: %w", anchorDir, n, err)
-		}
-		b = withNewline(b)
-		tail = append(tail, b...)
-		pieces = append(pieces, piece{n, b})
-	}
-	if !bytes.HasSuffix(data, tail) {
-		return fmt.Errorf("bundle %s does not end with the local anchors of %s: run update-ca-certificates in the image, or use the command path", bundle, anchorDir)
+	pieces, tailStart, err := localAnchors(fsys, anchorDir, bundle, existing, data)
+	if err != nil {
+		return err
 	}
 	var ours [][]byte
 	contents := make([][]byte, len(files))
 	for i, f := range files {
 		contents[i] = f.data()
-		pieces = append(pieces, piece{f.name + ext, contents[i]})
+		pieces = append(pieces, anchorPiece{f.name + ext, contents[i]})
 		ours = append(ours, f.blocks()...)
 	}
 	sort.SliceStable(pieces, func(a, b int) bool { return pieces[a].name < pieces[b].name })
-	size := len(data) - len(tail)
+	size := tailStart
 	for _, pc := range pieces {
 		size += len(pc.data)
 	}
 	out := make([]byte, 0, size)
-	out = append(out, data[:len(data)-len(tail)]...)
+	out = append(out, data[:tailStart]...)
 	for _, pc := range pieces {
 		out = append(out, pc.data...)
 	}

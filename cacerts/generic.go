@@ -66,15 +66,13 @@ func (p *Plan) applyGeneric(ctx context.Context, fsys FS, j *Journal) error {
 // system store; each must already parse as a PEM bundle.
 func (p *Plan) applyCertifi(ctx context.Context, fsys FS, j *Journal) error {
 	log := bklog.G(ctx)
-	for _, pat := range p.d.Layout.CertifiGlobs {
-		matches, err := glob(fsys, fsName(pat))
-		if err != nil {
-			continue
-		}
-		for _, m := range matches {
-			if err := installBundle(fsys, j, "/"+m, p.ourPEMs(), bundleOpt{named: true}, log); err != nil {
-				return err
-			}
+	matches, err := p.budgetOrDefault().certifiBundles(fsys, p.d.Layout.CertifiGlobs)
+	if err != nil {
+		return err
+	}
+	for _, m := range matches {
+		if err := installBundle(fsys, j, "/"+m, p.ourPEMs(), bundleOpt{named: true}, log); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -99,11 +97,12 @@ func (p *Plan) applyEnv(ctx context.Context, fsys FS, j *Journal) error {
 				return err
 			}
 		case "SSL_CERT_DIR":
-			for _, d := range strings.Split(v, ":") {
-				if !validEnvPath(d) {
-					continue
-				}
-				if err := installHashFiles(fsys, j, path.Clean(d), p.set, log); err != nil {
+			dirs, err := p.budgetOrDefault().certDirs(v)
+			if err != nil {
+				return err
+			}
+			for _, d := range dirs {
+				if err := installHashFiles(fsys, j, d, p.set, log); err != nil {
 					return err
 				}
 			}

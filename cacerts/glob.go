@@ -19,7 +19,12 @@ type namesFS interface {
 // instead of fs.Glob's ReadDir of every directory on the way, which looks up
 // every entry of /usr/lib (1.5–3 ms per exec, docs/benchmarks.md). The
 // result is what fs.Glob returns: io/fs names, sorted, I/O errors ignored.
-func glob(fsys FS, pattern string) ([]string, error) {
+func glob(fsys FS, pattern string) ([]string, error) { return globN(fsys, pattern, -1) }
+
+// globN is glob stopping after max matches (max < 0: no limit), so a
+// directory of an image holding any number of matching names costs at most
+// max+1 lookups when the caller passes its limit plus one.
+func globN(fsys FS, pattern string, max int) ([]string, error) {
 	nf, ok := fsys.(namesFS)
 	parts := strings.Split(pattern, "/")
 	wild := -1
@@ -32,7 +37,11 @@ func glob(fsys FS, pattern string) ([]string, error) {
 		}
 	}
 	if !ok || wild < 0 || !fs.ValidPath(pattern) {
-		return fs.Glob(fsys, pattern)
+		out, err := fs.Glob(fsys, pattern)
+		if max >= 0 && len(out) > max {
+			out = out[:max]
+		}
+		return out, err
 	}
 	if _, err := path.Match(parts[wild], ""); err != nil {
 		return nil, err
@@ -47,6 +56,9 @@ func glob(fsys FS, pattern string) ([]string, error) {
 	}
 	var out []string
 	for _, n := range names {
+		if max >= 0 && len(out) >= max {
+			break
+		}
 		if m, _ := path.Match(parts[wild], n); !m {
 			continue
 		}

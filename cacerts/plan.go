@@ -71,6 +71,9 @@ type Options struct {
 	// where a hook reads one certificate per added file (see perFileHooks).
 	// The generic, SSL_CERT_FILE and certifi bundles are unaffected.
 	CombineAbove int
+	// Limits caps what one install may read, write and match in the image
+	// (see Limits); the zero value is the defaults.
+	Limits Limits
 }
 
 // Plan is what NewPlan decided for one container root. Apply it once.
@@ -87,6 +90,7 @@ type Plan struct {
 	existing []string // fast path: the local anchors already there
 	combined bool     // the anchors are one file, CombinedName
 	skipped  int      // engine CAs not installed: the image already trusts them
+	budget   *budget  // Apply: what this install may still read and write
 }
 
 // NewPlan chooses how to install set into the root fsys, whose distribution
@@ -187,24 +191,34 @@ func NewPlan(ctx context.Context, fsys FS, d *distro.Distro, set *Set, opt Optio
 // by the command path, never by a rollback.
 func (p *Plan) Apply(ctx context.Context, fsys FS) (*Journal, error) {
 	j := newJournal(p.Method)
+	if p.Method == MethodNone {
+		return j, nil
+	}
+	// Every read and write of the install is counted against the exec's
+	// limits (limits.go); finish and the rollback use fsys itself.
+	p.budget = newBudget(p.opt.Limits)
+	lfs := &limitFS{FS: fsys, b: p.budget}
 	var err error
 	switch p.Method {
-	case MethodNone:
-		return j, nil
 	case MethodFast:
-		err = p.applyFast(fsys, j)
+		err = p.applyFast(lfs, j)
 	case MethodCommand:
-		err = p.applyCommand(ctx, fsys, j)
+		err = p.applyCommand(ctx, lfs, j)
 	case MethodGeneric:
-		err = p.applyGeneric(ctx, fsys, j)
+		err = p.applyGeneric(ctx, lfs, j)
 	default:
 		err = fmt.Errorf("unknown method %s", p.Method)
 	}
 	if err == nil {
-		err = p.applyEnv(ctx, fsys, j)
+		err = p.applyEnv(ctx, lfs, j)
 	}
 	if err == nil {
-		err = p.applyCertifi(ctx, fsys, j)
+		err = p.applyCertifi(ctx, lfs, j)
+	}
+	if lerr := p.budget.err(); lerr != nil && !errors.Is(err, ErrLimit) {
+		// A limit hit where the caller only skipped (a bundle left alone)
+		// still fails the install.
+		err = errors.Join(err, lerr)
 	}
 	ferr := j.finish(fsys)
 	j.setInstalled(p.set, p.d.Layout)
@@ -248,11 +262,18 @@ func Install(ctx context.Context, fsys FS, d *distro.Distro, set *Set, opt Optio
 		if opt.Strict || errors.Is(err, ErrRollbackFailed) {
 			return nil, err
 		}
+		if le := (*LimitError)(nil); errors.As(err, &le) {
+			log = log.WithFields(logrus.Fields{"limit": le.Knob, "path": le.Path})
+		}
 		log.WithError(err).Warn("CA certificates not installed; the exec runs without them")
 		return newJournal(MethodNone), nil
 	}
 	if p.Method != MethodNone {
 		f := logrus.Fields{"paths": len(j.Paths()), "ms": time.Since(start).Milliseconds()}
+		if p.budget != nil {
+			u := p.budget.use()
+			f["read_bytes"], f["written_bytes"], f["files"] = u.ReadBytes, u.WrittenBytes, u.Files
+		}
 		if p.combined {
 			f["combined"] = set.Len() // CAs combined into one anchor, CombinedName
 		}

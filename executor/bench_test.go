@@ -12,7 +12,7 @@ import (
 // and inner executor that do nothing: mounting specs, the sibling wiring and
 // the revert call.
 func BenchmarkWrapRun(b *testing.B) {
-	h := newHarness()
+	h := newHarness(b)
 	h.inst = &fakeInstaller{rec: &recorder{}}
 	rec := &recorder{}
 	h.inner.rec = rec
@@ -35,7 +35,7 @@ func BenchmarkWrapRun(b *testing.B) {
 
 // BenchmarkWrapRunOptOut is the cost of a Run that opted out.
 func BenchmarkWrapRunOptOut(b *testing.B) {
-	h := newHarness()
+	h := newHarness(b)
 	w := Wrap(h.inner, Options{Installer: h.inst})
 	p := bkexecutor.ProcessInfo{Meta: bkexecutor.Meta{Args: []string{"user"}, Env: []string{"PATH=/bin", OptOutEnv + "=off"}}}
 	ctx := context.Background()
@@ -54,7 +54,7 @@ func BenchmarkWrapRunOptOut(b *testing.B) {
 // empty (the default installer, nothing to install): what every exec of a
 // daemon without CAs pays.
 func BenchmarkWrapRunEmptyCASet(b *testing.B) {
-	h := newHarness()
+	h := newHarness(b)
 	w := Wrap(h.inner, Options{CAs: staticCAs{set: &cacerts.Set{}}})
 	p := bkexecutor.ProcessInfo{Meta: bkexecutor.Meta{Args: []string{"user"}}}
 	ctx := context.Background()

@@ -19,10 +19,13 @@ type Container struct {
 	Mounts []vfs.Spec
 	// Env is the user process's environment.
 	Env []string
-	// Runner runs a program in a sibling container on the same root and
-	// mounts: uid 0, no network, no TTY, PATH only in the environment, cwd
-	// /. Its output goes to the daemon's log (and is returned), never to
-	// the build's output.
+	// Runner runs a program in a sibling container on the same root: uid 0,
+	// no network, no TTY, PATH only in the environment, cwd /, the exec's
+	// cgroup parent, resources and ulimits, only the exec's mounts in the
+	// trust store's paths (read-only, never a secret or SSH agent). A
+	// change it makes outside the trust store fails the run with
+	// ErrSiblingWroteOutside. Its output goes to the daemon's log (and is
+	// returned), never to the build's output.
 	Runner Runner
 }
 

@@ -14,7 +14,7 @@ import (
 // newDefaultInstaller is the Installer Wrap uses when Options.Installer is
 // nil.
 func newDefaultInstaller(o Options) Installer {
-	return &defaultInstaller{cas: o.CAs, mode: o.Mode, strict: o.Strict, combineAbove: o.CombineAbove}
+	return &defaultInstaller{cas: o.CAs, mode: o.Mode, strict: o.Strict, combineAbove: o.CombineAbove, limits: o.Limits}
 }
 
 // defaultInstaller installs the CA set with the vfs, distro and cacerts
@@ -27,6 +27,7 @@ type defaultInstaller struct {
 	mode         Mode
 	strict       bool
 	combineAbove int
+	limits       cacerts.Limits
 }
 
 // Install implements Installer.
@@ -70,7 +71,7 @@ func (d *defaultInstaller) install(ctx context.Context, c *Container, set *cacer
 		return nil, fmt.Errorf("detecting the container's distribution: %w", err)
 	}
 	noteDistro(ctx, dist)
-	opt := cacerts.Options{Env: c.Env, Strict: d.strict, CombineAbove: d.combineAbove}
+	opt := cacerts.Options{Env: c.Env, Strict: d.strict, CombineAbove: d.combineAbove, Limits: d.limits}
 	switch d.mode {
 	case ModeCommand:
 		opt.Method, opt.Runner = cacerts.MethodCommand, c.Runner

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 
 	bkexecutor "github.com/moby/buildkit/executor"
 	"github.com/sirupsen/logrus"
@@ -76,4 +77,14 @@ func (s *specs) release(log *logrus.Entry) {
 	if err := errors.Join(errs...); err != nil && log != nil {
 		log.WithError(err).Warn("cacerts: releasing the container's mounts")
 	}
+}
+
+// byDest maps each mount's clean destination to its spec (a later mount at
+// the same destination wins, as it covers the earlier one).
+func (s *specs) byDest() map[string]vfs.Spec {
+	out := make(map[string]vfs.Spec, len(s.mounts))
+	for _, m := range s.mounts {
+		out[path.Clean("/"+m.Dest)] = m
+	}
+	return out
 }

@@ -52,7 +52,7 @@ func TestObserverOutcomes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness()
+			h := newHarness(t)
 			if tc.setup != nil {
 				tc.setup(h)
 			}

@@ -73,6 +73,9 @@ type Options struct {
 	// with the number of CAs (cacerts.Options.CombineAbove): zero means
 	// cacerts.DefaultCombineAbove, a negative value never combines.
 	CombineAbove int
+	// Limits caps what one exec's install may read, write and match in the
+	// image (cacerts.Limits); the zero value is the defaults.
+	Limits cacerts.Limits
 	// SiblingTimeout bounds one run of the distro's tool in a sibling
 	// container; zero means DefaultSiblingTimeout.
 	SiblingTimeout time.Duration

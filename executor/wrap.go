@@ -135,6 +135,9 @@ func (w *wrapped) Run(ctx context.Context, id string, root bkexecutor.Mount, mou
 			hostname: process.Meta.Hostname,
 			timeout:  w.opts.SiblingTimeout,
 			log:      log,
+			meta:     process.Meta,
+			rootSpec: specs.root.Mounts,
+			specs:    specs.byDest(),
 		},
 	}
 	revert, err := install(ctx, c)

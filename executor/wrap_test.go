@@ -42,6 +42,7 @@ func (r *recorder) get() []string {
 type fakeInner struct {
 	rec    *recorder
 	fail   map[string]error
+	hook   func(name string) // called for each process before it "exits"
 	metas  []bkexecutor.ProcessInfo
 	mounts [][]bkexecutor.Mount
 	mu     sync.Mutex
@@ -60,6 +61,9 @@ func (f *fakeInner) Run(ctx context.Context, id string, root bkexecutor.Mount, m
 	if p.Stdout != nil {
 		io.WriteString(p.Stdout, "output of "+name+"\n")
 	}
+	if f.hook != nil {
+		f.hook(name)
+	}
 	if name == "block" {
 		<-ctx.Done()
 		return nil, context.Cause(ctx)
@@ -72,10 +76,12 @@ func (f *fakeInner) Exec(ctx context.Context, id string, p bkexecutor.ProcessInf
 	return nil
 }
 
-// fakeMountable hands out one bind mount and records mount and release.
+// fakeMountable hands out one bind mount (of src, else of a path that does
+// not exist) and records mount and release.
 type fakeMountable struct {
 	rec  *recorder
 	name string
+	src  string
 }
 
 func (m *fakeMountable) Mount(ctx context.Context, readonly bool) (bkexecutor.MountableRef, error) {
@@ -86,7 +92,11 @@ type fakeRef struct{ m *fakeMountable }
 
 func (r *fakeRef) Mount() ([]mount.Mount, func() error, error) {
 	r.m.rec.add("mount " + r.m.name)
-	return []mount.Mount{{Type: "bind", Source: "/nonexistent/" + r.m.name, Options: []string{"rbind", "rw"}}},
+	src := r.m.src
+	if src == "" {
+		src = "/nonexistent/" + r.m.name
+	}
+	return []mount.Mount{{Type: "bind", Source: src, Options: []string{"rbind", "rw"}}},
 		func() error { r.m.rec.add("release " + r.m.name); return nil }, nil
 }
 
@@ -127,13 +137,13 @@ type harness struct {
 	mnts  []bkexecutor.Mount
 }
 
-func newHarness() *harness {
+func newHarness(t testing.TB) *harness {
 	rec := &recorder{}
 	return &harness{
 		rec:   rec,
 		inner: &fakeInner{rec: rec, fail: map[string]error{}},
 		inst:  &fakeInstaller{rec: rec},
-		root:  bkexecutor.Mount{Src: &fakeMountable{rec: rec, name: "root"}, Dest: "/"},
+		root:  bkexecutor.Mount{Src: &fakeMountable{rec: rec, name: "root", src: t.TempDir()}, Dest: "/"},
 		mnts:  []bkexecutor.Mount{{Src: &fakeMountable{rec: rec, name: "cache"}, Dest: "/cache"}},
 	}
 }
@@ -224,7 +234,7 @@ func TestWrapOrder(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness()
+			h := newHarness(t)
 			if tc.setup != nil {
 				tc.setup(h)
 			}
@@ -250,7 +260,7 @@ func TestWrapOrder(t *testing.T) {
 // TestStartedClosedOnEarlyFailure: a container that never starts (strict
 // install failure) still closes started, as BuildKit's executors do.
 func TestStartedClosedOnEarlyFailure(t *testing.T) {
-	h := newHarness()
+	h := newHarness(t)
 	h.inst.installErr = errors.New("no bundle")
 	w := Wrap(h.inner, Options{Installer: h.inst, Strict: true})
 	started := make(chan struct{})
@@ -270,7 +280,7 @@ func TestWrapOptOut(t *testing.T) {
 		{OptOutEnv + "=off"},
 		{OptOutEnv + "=on", OptOutEnv + "=OFF"},
 	} {
-		h := newHarness()
+		h := newHarness(t)
 		w := Wrap(h.inner, Options{Installer: h.inst})
 		_, err := w.Run(context.Background(), "", h.root, nil, bkexecutor.ProcessInfo{Meta: bkexecutor.Meta{Args: []string{"user"}, Env: env}}, nil)
 		if err != nil {
@@ -288,7 +298,7 @@ func TestWrapOptOut(t *testing.T) {
 // TestSiblingProcess checks what the sibling container gets: none of the
 // user's environment, stdio, TTY or started channel.
 func TestSiblingProcess(t *testing.T) {
-	h := newHarness()
+	h := newHarness(t)
 	w := Wrap(h.inner, Options{Installer: h.inst})
 	userOut := &cappedBuffer{max: 1 << 10}
 	started := make(chan struct{})
@@ -346,7 +356,7 @@ func TestSiblingTimeout(t *testing.T) {
 }
 
 func TestExecPassesThrough(t *testing.T) {
-	h := newHarness()
+	h := newHarness(t)
 	w := Wrap(h.inner, Options{Installer: h.inst})
 	if err := w.Exec(context.Background(), "ctr1", bkexecutor.ProcessInfo{}); err != nil {
 		t.Fatal(err)
@@ -370,7 +380,7 @@ func TestParseMode(t *testing.T) {
 // TestRunsDoNotWaitOnEachOther: an exec whose install is slow does not hold
 // up another exec (docs/design.md invariant 5).
 func TestRunsDoNotWaitOnEachOther(t *testing.T) {
-	h := newHarness()
+	h := newHarness(t)
 	release := make(chan struct{})
 	inst := InstallerFunc(func(ctx context.Context, c *Container) (Revert, error) {
 		if c.ID == "slow" {
@@ -460,7 +470,7 @@ func TestEmptyCASetPassesThrough(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness()
+			h := newHarness(t)
 			loads := 0
 			if s, ok := tc.opts.CAs.(staticCAs); ok {
 				s.loads = &loads

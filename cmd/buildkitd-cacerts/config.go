@@ -33,6 +33,10 @@ import (
 //	  sibling_timeout = "60s"         # bound on one run of the distro's tool
 //	  combine_above = 16              # more CAs than this: one combined anchor; -1: never
 //	  registry_cas = false            # also trust every [registry.*].ca file (buildx: registrycas.go)
+//	  max_read_mib = 64               # per-RUN limits on what an image can multiply (0: default)
+//	  max_files = 4096
+//	  max_certifi_bundles = 64
+//	  max_cert_dirs = 16
 type cacertsConfig struct {
 	Dir            string          `toml:"dir"`
 	Mode           string          `toml:"mode"`
@@ -44,6 +48,35 @@ type cacertsConfig struct {
 	// RegistryCAs also trusts the CA files of every [registry.*].ca in RUN
 	// containers (how a buildx builder gets CAs: registrycas.go).
 	RegistryCAs bool `toml:"registry_cas"`
+
+	// Per-exec limits (cacerts.Limits): 0 or absent means the default, a
+	// negative value is refused.
+	MaxReadMiB        int64 `toml:"max_read_mib"`
+	MaxFiles          int   `toml:"max_files"`
+	MaxCertifiBundles int   `toml:"max_certifi_bundles"`
+	MaxCertDirs       int   `toml:"max_cert_dirs"`
+}
+
+// limits returns the [cacerts] limits as cacerts.Limits (zero: default), or
+// an error naming a negative or oversized one.
+func (cc cacertsConfig) limits() (cacerts.Limits, error) {
+	for _, v := range []struct {
+		key string
+		n   int64
+	}{{"max_read_mib", cc.MaxReadMiB}, {"max_files", int64(cc.MaxFiles)}, {"max_certifi_bundles", int64(cc.MaxCertifiBundles)}, {"max_cert_dirs", int64(cc.MaxCertDirs)}} {
+		if v.n < 0 {
+			return cacerts.Limits{}, errors.Errorf("[cacerts] %s = %d: want a positive number, or 0 for the default", v.key, v.n)
+		}
+	}
+	if cc.MaxReadMiB > 1<<20 {
+		return cacerts.Limits{}, errors.Errorf("[cacerts] max_read_mib = %d: want at most %d", cc.MaxReadMiB, 1<<20)
+	}
+	return cacerts.Limits{
+		MaxReadBytes:      cc.MaxReadMiB << 20,
+		MaxFiles:          cc.MaxFiles,
+		MaxCertifiBundles: cc.MaxCertifiBundles,
+		MaxCertDirs:       cc.MaxCertDirs,
+	}, nil
 }
 
 // defaultCACertsDir is the CA directory when neither [cacerts] dir nor
@@ -77,6 +110,9 @@ func loadCACertsConfig(path string) (cacertsConfig, error) {
 	}
 	if _, err := executor.ParseMode(cc.Mode); err != nil {
 		return cacertsConfig{}, errors.Wrapf(err, "[cacerts] mode in %s", path)
+	}
+	if _, err := cc.limits(); err != nil {
+		return cacertsConfig{}, errors.Wrapf(err, "in %s", path)
 	}
 	return cc, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,5 +117,41 @@ func TestExecutorOptions(t *testing.T) {
 	}
 	if _, err := executorOptions(cacertsConfig{Mode: "sometimes"}); err == nil {
 		t.Error("accepted an unknown mode")
+	}
+}
+
+// TestCACertsLimits: the [cacerts] limit knobs reach executor.Options as
+// cacerts.Limits (MiB turned into bytes, 0 the default); a negative one is
+// refused with the key named.
+func TestCACertsLimits(t *testing.T) {
+	p := writeTOML(t, "[cacerts]\nmax_read_mib = 128\nmax_files = 10000\nmax_certifi_bundles = 200\nmax_cert_dirs = 40\n")
+	cc, err := loadCACertsConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := executorOptions(cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := cacerts.Limits{MaxReadBytes: 128 << 20, MaxFiles: 10000, MaxCertifiBundles: 200, MaxCertDirs: 40}
+	if o.Limits != want {
+		t.Errorf("limits %+v, want %+v", o.Limits, want)
+	}
+	if _, err := config.LoadFile(p); err != nil {
+		t.Errorf("config.LoadFile: %v", err)
+	}
+	cc, err = loadCACertsConfig(writeTOML(t, "[cacerts]\nmode = \"auto\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := executorOptions(cc); o.Limits != (cacerts.Limits{}) || o.Limits.WithDefaults().MaxReadBytes != cacerts.DefaultMaxReadBytes {
+		t.Errorf("absent limits: %+v, want zero (the defaults)", o.Limits)
+	}
+	for _, bad := range []string{"max_read_mib = -1", "max_files = -5", "max_certifi_bundles = -1", "max_cert_dirs = -1", "max_read_mib = 2000000"} {
+		_, err := loadCACertsConfig(writeTOML(t, "[cacerts]\n"+bad+"\n"))
+		key, _, _ := strings.Cut(bad, " ")
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: error %v, want one naming %s", bad, err, key)
+		}
 	}
 }

@@ -151,7 +151,12 @@ func executorOptions(cc cacertsConfig) (executor.Options, error) {
 	if err != nil {
 		return executor.Options{}, err
 	}
+	limits, err := cc.limits()
+	if err != nil {
+		return executor.Options{}, err
+	}
 	return executor.Options{
+		Limits:         limits,
 		CAs:            cacerts.NewStore(cacerts.StoreOpt{Dir: cc.Dir}),
 		Mode:           mode,
 		Strict:         cc.Strict,
