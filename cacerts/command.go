@@ -2,6 +2,7 @@ package cacerts
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -85,6 +86,16 @@ func (p *Plan) applyCommand(ctx context.Context, fsys FS, j *Journal) error {
 		}
 		j.entries = append(j.entries, e)
 		j.byPath[e.path] = e
+		// What the tool wrote, by content, so the sweep recognises a copy
+		// of it (mv of /etc/ssl is a copy on overlay) wherever it lands.
+		if e.ours.isReg() && e.ours.size <= maxBundle && !e.base.same(e.ours) {
+			if data, err := fsys.ReadFileLimit(e.path, maxBundle); err == nil {
+				if j.oursSums == nil {
+					j.oursSums = map[[32]byte]*entry{}
+				}
+				j.oursSums[sha256.Sum256(data)] = e
+			}
+		}
 	}
 	// Restoring a file renames a new inode into its directory: journal every
 	// such directory too (a tool that rewrote a file in place left it alone),

@@ -114,6 +114,9 @@ func (j *Journal) Sweep(ctx context.Context, fsys FS, ch Changes) (SweepStats, e
 	if err == nil {
 		err = s.clean(ctx)
 	}
+	if err == nil && len(st.Cleaned) > 0 {
+		s.removeCreatedDirs()
+	}
 	s.restoreDirTimes()
 	log := bklog.G(ctx).WithFields(logrus.Fields{"entries": st.Entries, "files": st.Files, "bytes": st.Bytes, "ms": time.Since(start).Milliseconds()})
 	if len(st.Cleaned) > 0 {
@@ -133,6 +136,7 @@ type sweeper struct {
 	st     *SweepStats
 
 	skip  map[string]bool
+	dirs  []string // directories of the exec's changes
 	files []sweepFile
 	// restoredBase indexes Journal.restoredBase by path.
 	restoredBase map[string]*entry
@@ -170,6 +174,7 @@ func (s *sweeper) walk(ctx context.Context, v FS, dir string) error {
 			if s.skip[p] {
 				continue
 			}
+			s.dirs = append(s.dirs, p)
 			if err := s.walk(ctx, v, p); err != nil {
 				return err
 			}
@@ -291,6 +296,47 @@ func (s *sweeper) clean(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// removeCreatedDirs removes the directories the install created (the
+// generic path's /etc/ssl/certs on an image without one) that the sweep
+// emptied, where they are or where the process moved them (mv of a
+// directory of the upper layer keeps its inode): the run without us never
+// had them. Deepest first; anything not empty is the process's.
+func (s *sweeper) removeCreatedDirs() {
+	created := map[devIno]*entry{}
+	for _, e := range s.j.entries {
+		if !e.base.exists && e.ours.isDir() {
+			created[devIno{e.ours.dev, e.ours.ino}] = e
+		}
+	}
+	if len(created) == 0 {
+		return
+	}
+	cands := append([]string(nil), s.dirs...)
+	for _, e := range created {
+		cands = append(cands, e.path)
+	}
+	sort.Slice(cands, func(a, b int) bool { return depth(cands[a]) > depth(cands[b]) })
+	done := map[string]bool{}
+	for _, d := range cands {
+		if done[d] {
+			continue
+		}
+		done[d] = true
+		now, err := lstat(s.fsys, d, false)
+		if err != nil || !now.isDir() || created[devIno{now.dev, now.ino}] == nil {
+			continue
+		}
+		if ents, err := s.fsys.ReadDir(fsName(d)); err != nil || len(ents) > 0 {
+			continue
+		}
+		s.touchDir(path.Dir(d))
+		if s.fsys.Remove(d) == nil {
+			delete(s.dirTimes, d)
+			s.st.Cleaned = append(s.st.Cleaned, d)
+		}
+	}
+}
+
 // relink gives a subject-hash link to the image's own copy of one of our
 // CAs, l (a .pem link the process made in a hash directory, such as the
 // one update-ca-certificates makes for an anchor the Dockerfile added),
@@ -346,6 +392,30 @@ func (s *sweeper) relink(l string) error {
 // the same CA the engine injects): those are the image's, not our trace.
 func (s *sweeper) userCAs() map[int]bool {
 	out := map[int]bool{}
+	if len(s.files) == 0 {
+		return out
+	}
+	// The image's own anchors, whenever they were added: their CAs are the
+	// image's, wherever the update tool copied them.
+	for _, dir := range s.j.anchorDirs[:min(1, len(s.j.anchorDirs))] {
+		ents, err := s.fsys.ReadDir(fsName(dir))
+		if err != nil || len(ents) > maxOwnAnchors {
+			continue
+		}
+		for _, de := range ents {
+			p := path.Join(dir, de.Name())
+			if !de.Type().IsRegular() || s.j.ours[p] {
+				continue
+			}
+			data, err := s.fsys.ReadFileLimit(p, maxCAFile)
+			if err != nil {
+				continue
+			}
+			for _, h := range s.set.Find(data) {
+				out[h.Index] = true
+			}
+		}
+	}
 	for _, f := range s.files {
 		if !s.j.isAnchorDir(path.Dir(f.path)) || s.j.ours[f.path] {
 			continue
@@ -386,9 +456,14 @@ func (s *sweeper) cleanFile(f sweepFile, userCAs map[int]bool) error {
 	if err != nil {
 		return fmt.Errorf("%w: %s: reading it: %v", ErrTraceLeft, p, err)
 	}
-	// A copy of a file we wrote (a rename, cp -a, mv across directories):
-	// what the run without us would have copied is the base file.
-	if x := s.j.wroteContent(data); x != nil {
+	// A file we wrote, under another name (a rename, a hard link: the same
+	// inode) or copied (cp -a, mv across directories: the same content):
+	// what the run without us would have there is the base file.
+	x := s.j.sameInode(now)
+	if x == nil {
+		x = s.j.wroteContent(data)
+	}
+	if x != nil {
 		s.touchDir(path.Dir(p))
 		if !x.base.exists {
 			return s.remove(p, "copy of our "+x.path)
@@ -403,10 +478,6 @@ func (s *sweeper) cleanFile(f sweepFile, userCAs map[int]bool) error {
 			s.st.Cleaned = append(s.st.Cleaned, p)
 			return nil
 		}
-	}
-	if s.set.OnlyOurs(data) {
-		s.touchDir(path.Dir(p))
-		return s.remove(p, "holds only engine CAs")
 	}
 	out, removed, err := s.set.Strip(data)
 	if err != nil {
@@ -525,6 +596,20 @@ func (s *sweeper) restoreDirTimes() {
 	}
 }
 
+// sameInode returns the journaled file whose inode, as we left it, now is
+// (same size and mtime: untouched since), or nil.
+func (j *Journal) sameInode(now state) *entry {
+	if j.byIno == nil {
+		j.indexOurs()
+	}
+	for _, x := range j.byIno[devIno{now.dev, now.ino}] {
+		if x.ours.size == now.size && x.ours.mtime.Equal(now.mtime) {
+			return x
+		}
+	}
+	return nil
+}
+
 // wroteContent returns the journaled entry whose content as we left it
 // hashes to data's, or nil.
 func (j *Journal) wroteContent(data []byte) *entry {
@@ -610,6 +695,39 @@ func trustedAlready(fsys FS, l distro.Layout, set *Set) map[[32]byte]bool {
 			break
 		}
 	}
+	held := pemHolds(data, want)
+	// The image's own anchors count too: a Dockerfile that COPYs the CA
+	// into the anchor directory and runs the update tool in a later RUN
+	// trusts it, though the bundle does not hold it yet.
+	if l.AnchorDir != "" {
+		if ents, err := fsys.ReadDir(fsName(l.AnchorDir)); err == nil && len(ents) <= maxOwnAnchors {
+			for _, de := range ents {
+				if !de.Type().IsRegular() {
+					continue
+				}
+				d, err := fsys.ReadFileLimit(path.Join(l.AnchorDir, de.Name()), maxCAFile)
+				if err != nil {
+					continue
+				}
+				for k := range pemHolds(d, want) {
+					if held == nil {
+						held = map[[32]byte]bool{}
+					}
+					held[k] = true
+				}
+			}
+		}
+	}
+	return held
+}
+
+// maxOwnAnchors caps the image's anchor files trustedAlready reads.
+const maxOwnAnchors = 64
+
+// pemHolds returns the SHA-256s of the certificates of want (keyed by the
+// first 40 base64 characters of their PEM) that data holds as PEM blocks.
+func pemHolds(data []byte, want map[string][]*Cert) map[[32]byte]bool {
+	const prefix = 40
 	var held map[[32]byte]bool
 	for rest := data; ; {
 		i := bytes.Index(rest, pemHeader)
