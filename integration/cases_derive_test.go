@@ -216,6 +216,15 @@ func derivedCases(e *matrixEnv, im *mxImage) []mxCase {
 		}),
 	)
 
+	cs = append(cs, needRoot(mxCase{
+		// Issue 11 (2)/(3): a hard link to the bundle (as backup tools
+		// and package managers make): both names must end as built
+		// without us, whatever revert does to the bundle.
+		Name:       "link-bundle",
+		Dockerfile: start + im.run("", im.tool("ln")+" /etc/ssl/certs/ca-certificates.crt /etc/ssl/bundle.link; echo \"@@ln rc=$?\"\n"+p),
+		Expect:     expectTrusted,
+	}))
+
 	// Issue 11 (4): the Dockerfile adds the very CA the engine injects.
 	// The image must end with its own hash link, as built without us.
 	ownCA := "COPY test-ca.pem /usr/local/share/ca-certificates/corp-ca.crt\n"
@@ -247,26 +256,34 @@ func derivedCases(e *matrixEnv, im *mxImage) []mxCase {
 		IgnoreContent: []string{ldconfigAux},
 	}))
 
-	// Self-check of the CA scan: the RUN copies the trust store's files
-	// (with injection: our CA among them) to a file of its own; the scan
-	// must report exactly that file, so a scan that sees nothing cannot
-	// pass unnoticed.
+	// Self-check of the CA scan: the RUN writes the test CA (from the
+	// build context, on both daemons) to a file of its own only when it
+	// trusts the ca server, i.e. only with injection; the scan must
+	// report exactly that file, so a scan that sees nothing cannot pass
+	// unnoticed. (It does not depend on what the process sees in the
+	// store, which a fix of issue 11 may change.)
 	leak := im.writeDir() + "/leak.pem"
 	cs = append(cs, mxCase{
-		Name:       "scan-self-check",
-		Dockerfile: start + im.run("", im.tool("cat")+" /etc/ssl/certs/* > "+leak+" 2>/dev/null; true\n"),
-		Expect:     expectInfo,
-		WantLeaks:  []string{strings.TrimPrefix(leak, "/") + ": test CA in PEM block (CERTIFICATE)"},
+		Name: "scan-self-check",
+		Dockerfile: start + im.run(ctxMount, p+"if { "+e.clientCmd(im, im.Primary, "ca")+" ; } >/dev/null 2>&1; then "+
+			im.tool("cat")+" /mnt/ctx/test-ca.pem > "+leak+"; fi\n"),
+		Files:     map[string][]byte{"test-ca.pem": e.testCA.PEM},
+		Expect:    expectTrusted,
+		WantLeaks: []string{strings.TrimPrefix(leak, "/") + ": test CA in PEM block (CERTIFICATE)"},
 	})
 	return cs
 }
 
-// leakDiffs reports whether every difference is about one of the paths.
+// leakDiffs reports whether every difference ("layer N: PATH: …") is about
+// one of the paths or a directory above one (made only by the build that
+// wrote the file).
 func leakDiffs(diffs, paths []string) bool {
 	for _, d := range diffs {
+		_, rest, _ := strings.Cut(d, ": ")
+		name, _, _ := strings.Cut(rest, ": ")
 		ok := false
 		for _, p := range paths {
-			if strings.Contains(d, ": "+p+": ") {
+			if name == p || strings.HasPrefix(p, name+"/") {
 				ok = true
 			}
 		}

@@ -99,3 +99,15 @@ func TestKnownBugsNameCells(t *testing.T) {
 		}
 	}
 }
+
+func TestLeakDiffs(t *testing.T) {
+	paths := []string{"tmp/leak.pem"}
+	if !leakDiffs([]string{"layer 2: tmp: only with injection (dir)", "layer 2: tmp/leak.pem: only with injection (file, 692 bytes)"}, paths) {
+		t.Error("the leak and its directory: not accepted")
+	}
+	for _, d := range []string{"layer 2: tmp/other: only with injection (file, 1 bytes)", "layer 2: tm: only with injection (dir)", "layer 1: etc/ssl/certs/x.pem: only with injection (file, 9 bytes)"} {
+		if leakDiffs([]string{d}, paths) {
+			t.Errorf("%q accepted as the leak's", d)
+		}
+	}
+}
