@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/buildkit-cacerts/buildkit-cacerts/internal/testimages"
 )
 
 // Issue 11: steps that derive state from the trust store — a package whose
@@ -154,12 +156,12 @@ func derivedCases(e *matrixEnv, im *mxImage) []mxCase {
 		Debs:       debsDerive,
 		Expect:     expectTrusted,
 	})
-	if !im.Dpkg && im.Name != "debian-bookworm-min" {
+	if !im.Dpkg && im.Name != testimages.DebianBookwormMin { // min: dpkg without ca-certificates
 		derive.skip = "no dpkg in the image"
 	}
 	cs = append(cs, derive)
 
-	cs = append(cs, only("debian-bookworm-tls", mxCase{
+	cs = append(cs, only(testimages.DebianBookwormTLS, mxCase{
 		// Issue 11 (1): a JRE installed in the step; ca-certificates-java's
 		// postinst builds the keystore from every /etc/ssl/certs/*.pem.
 		Name: "jre-install",
@@ -248,7 +250,7 @@ func derivedCases(e *matrixEnv, im *mxImage) []mxCase {
 
 	// Issue 11 (5): the trust store's package installed where it was
 	// missing, and used in the same RUN.
-	cs = append(cs, only("debian-bookworm-min", mxCase{
+	cs = append(cs, only(testimages.DebianBookwormMin, mxCase{
 		Name:          "install-cacerts-min",
 		Dockerfile:    start + im.run(debMount, dpkgI("/mnt/debs/*.deb")+p+dropLogs),
 		Debs:          debsCACertsMin,
