@@ -141,7 +141,7 @@ const maxOptionalEntries = 1000
 // status-old), touches its locks and trigger files and logs to
 // /var/log/dpkg.log. Revert puts back exactly what was there — it never
 // writes anything new there — and keeps whatever the process changed. This
-// extends DESIGN.md invariant 6 to the update tool's own bookkeeping.
+// extends docs/design.md invariant 6 to the update tool's own bookkeeping.
 var debianToolState = []struct {
 	path     string
 	depth    int

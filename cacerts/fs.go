@@ -59,7 +59,7 @@ type Runner interface {
 // maxBundle caps every bundle, anchor and hash-link target this package reads.
 const maxBundle = 10 << 20
 
-// trustStorePrefixes are the only container directories written (DESIGN.md
+// trustStorePrefixes are the only container directories written (docs/design.md
 // invariant 6), besides an image's SSL_CERT_FILE that parses as a bundle.
 var trustStorePrefixes = []string{
 	"/etc/ssl",
@@ -71,7 +71,7 @@ var trustStorePrefixes = []string{
 }
 
 // IsTrustStorePath reports whether the clean absolute container path p lies
-// under a trust-store location this package may write (DESIGN.md
+// under a trust-store location this package may write (docs/design.md
 // invariant 6): /etc/ssl, /etc/pki, /etc/ca-certificates,
 // /usr/local/share/ca-certificates, /usr/share/ca-certificates or
 // /var/lib/ca-certificates. The directories themselves count.

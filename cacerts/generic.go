@@ -13,6 +13,7 @@ import (
 	"github.com/moby/buildkit/util/bklog"
 	"github.com/sirupsen/logrus"
 
+	"github.com/buildkit-cacerts/buildkit-cacerts/distro"
 	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
 )
 
@@ -44,6 +45,9 @@ func (p *Plan) applyGeneric(ctx context.Context, fsys FS, j *Journal) error {
 	log := bklog.G(ctx)
 	l := p.d.Layout
 	blocks := p.ourPEMs()
+	if err := p.installDebianAnchors(fsys, j, log); err != nil {
+		return err
+	}
 	for i, b := range l.Bundles {
 		if err := installBundle(fsys, j, b.Path, blocks, bundleOpt{create: i == 0}, log); err != nil {
 			return err
@@ -284,6 +288,54 @@ func installHashFiles(fsys FS, j *Journal, dir string, set *Set, log *logrus.Ent
 			}
 			placed = true
 		}
+	}
+	return nil
+}
+
+// dpkgCACertsList is the file list of Debian's ca-certificates package: it
+// exists once the package is unpacked.
+const dpkgCACertsList = "/var/lib/dpkg/info/ca-certificates.list"
+
+// installDebianAnchors writes our anchors into a Debian-family root's
+// LOCALCERTSDIR when the generic path runs there (no update tool: the
+// ca-certificates package is not installed). A step that installs the
+// package then runs its update-ca-certificates, which rebuilds the bundle
+// from the anchors: ours among them, so the step's own TLS clients keep
+// trusting the engine's CAs (unlike BuildKit's proxy CA, moby/buildkit
+// #7185). The anchor directory is created when missing and, since the
+// package ships it, kept on revert when the package was installed.
+func (p *Plan) installDebianAnchors(fsys FS, j *Journal, log *logrus.Entry) error {
+	l := p.d.Layout
+	if l.Family != distro.FamilyDebian || l.AnchorDir == "" {
+		return nil
+	}
+	rdir, m, _, err := resolveForCreate(fsys, l.AnchorDir)
+	if err != nil || rdir != l.AnchorDir || !writableRoot(m) {
+		log.WithField("path", l.AnchorDir).Debug("anchor directory not a plain directory of the writable root; no anchor written")
+		return nil
+	}
+	switch fi, err := fsys.Lstat(fsName(l.AnchorDir)); {
+	case errors.Is(err, fs.ErrNotExist):
+		if j.pkgCreated == nil {
+			j.pkgCreated = map[string]string{}
+		}
+		j.pkgCreated[l.AnchorDir] = dpkgCACertsList
+	case err != nil || !fi.IsDir():
+		return nil
+	}
+	if err := j.mkdirAll(fsys, l.AnchorDir); err != nil {
+		return err
+	}
+	for _, f := range p.anchorFiles() {
+		anchor := path.Join(l.AnchorDir, f.name+l.AnchorExt)
+		if _, err := fsys.Lstat(fsName(anchor)); !errors.Is(err, fs.ErrNotExist) {
+			continue // never replace an image's file of that name
+		}
+		if _, err := j.writeFile(fsys, anchor, f.data(), 0o644, f.blocks()); err != nil {
+			return err
+		}
+		j.ours[anchor] = true
+		j.ours[f.name+".pem"] = true
 	}
 	return nil
 }

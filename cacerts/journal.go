@@ -1,12 +1,14 @@
 package cacerts
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
 	"path"
 	"time"
 
+	"github.com/buildkit-cacerts/buildkit-cacerts/certs"
 	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
 )
 
@@ -115,6 +117,26 @@ type Journal struct {
 	// empty.
 	pkgDirs  map[string]string
 	reverted bool
+
+	// installed are the CAs this install put into the root (the engine's
+	// set less those the image already trusted): what Sweep looks for.
+	installed      *certs.Set
+	installedCerts []*Cert
+	// oursSums maps the SHA-256 of content we wrote to its entry, so Sweep
+	// recognises a copy of a file we wrote wherever the process put it.
+	oursSums map[[32]byte]*entry
+	// anchorDirs are the image's anchor directories: a CA the process put
+	// there itself during the exec is the image's, not our trace.
+	anchorDirs []string
+	// pkgCreated maps a directory we created that a package ships to the
+	// package's file list: when the process installed the package, the
+	// directory is the package's and is kept on revert.
+	pkgCreated map[string]string
+	// restoredBase are the files Revert put back to their base content:
+	// Sweep need not read them again.
+	restoredBase []*entry
+	// byIno indexes changed files by inode, for linkedFromOurs.
+	byIno map[devIno][]*entry
 }
 
 func newJournal(m Method) *Journal {
@@ -142,6 +164,12 @@ func (j *Journal) Paths() []string {
 		}
 	}
 	return out
+}
+
+// hasEntry reports whether p is journaled.
+func (j *Journal) hasEntry(p string) bool {
+	_, ok := j.byPath[p]
+	return ok
 }
 
 // record journals the base state of p before its first change.
@@ -193,6 +221,10 @@ func (j *Journal) writeFile(fsys FS, p string, data []byte, perm fs.FileMode, bl
 		return nil, fmt.Errorf("writing %s: %w", p, err)
 	}
 	e.blocks = append(e.blocks, blocks...)
+	if j.oursSums == nil {
+		j.oursSums = map[[32]byte]*entry{}
+	}
+	j.oursSums[sha256.Sum256(data)] = e
 	return e, nil
 }
 

@@ -86,6 +86,7 @@ type Plan struct {
 	argv     []string // command path: the update command found
 	existing []string // fast path: the local anchors already there
 	combined bool     // the anchors are one file, CombinedName
+	skipped  int      // engine CAs not installed: the image already trusts them
 }
 
 // NewPlan chooses how to install set into the root fsys, whose distribution
@@ -102,6 +103,23 @@ func NewPlan(ctx context.Context, fsys FS, d *distro.Distro, set *Set, opt Optio
 	if set.Len() == 0 {
 		p.Method, p.Reason = MethodNone, "no CA certificates configured"
 		return p, nil
+	}
+	// A CA the image already trusts is not installed again: our copy would
+	// take the image's own hash link (rehash keeps the first of two equal
+	// certificates), and revert would leave the image without one.
+	if held := trustedAlready(fsys, d.Layout, set); len(held) > 0 {
+		p.set = &Set{}
+		for _, c := range set.Certs {
+			if !held[c.SHA256] {
+				p.set.Certs = append(p.set.Certs, c)
+			}
+		}
+		p.skipped = len(held)
+		set = p.set
+		if set.Len() == 0 {
+			p.Method, p.Reason = MethodNone, "the image already trusts every engine CA"
+			return p, nil
+		}
 	}
 	var fastErr, cmdErr error
 	p.combined = opt.combines(set.Len())
@@ -189,6 +207,7 @@ func (p *Plan) Apply(ctx context.Context, fsys FS) (*Journal, error) {
 		err = p.applyCertifi(ctx, fsys, j)
 	}
 	ferr := j.finish(fsys)
+	j.setInstalled(p.set, p.d.Layout)
 	if err == nil && ferr == nil {
 		return j, nil
 	}
@@ -202,7 +221,7 @@ func (p *Plan) Apply(ctx context.Context, fsys FS) (*Journal, error) {
 // ErrRollbackFailed is wrapped by the error of an install that failed and
 // whose rollback failed too: some of our changes may be left in the layer.
 // Install returns such an error whatever Options.Strict says, and the caller
-// must fail the exec (DESIGN.md invariant 4: no layer with our CA is ever
+// must fail the exec (docs/design.md invariant 4: no layer with our CA is ever
 // committed).
 var ErrRollbackFailed = errors.New("rolling back the partial install failed")
 

@@ -48,7 +48,11 @@ func (j *Journal) Revert(ctx context.Context, fsys FS) error {
 	var errs []error
 	var dirs []*entry
 	changed := 0
+	j.indexOurs()
 	for i := len(j.entries) - 1; i >= 0; i-- {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("reverting CA certificates, our changes may be left in the layer: %w", err)
+		}
 		e := j.entries[i]
 		if e.base.isDir() || e.ours.isDir() {
 			dirs = append(dirs, e)
@@ -68,6 +72,16 @@ func (j *Journal) Revert(ctx context.Context, fsys FS) error {
 		var err error
 		if e.ours.same(n) {
 			err = j.restore(fsys, e, n)
+			if err == nil && e.base.isReg() {
+				j.restoredBase = append(j.restoredBase, e)
+			}
+		} else if e.ours.metaOnly(n) && e.base.isReg() && e.base.kept {
+			// Only mode or owner changed (a chmod of a keystore we
+			// wrote): the content is still ours. The run without us
+			// would have changed the base file's mode: put back its
+			// content and times, keep the process's mode and owner.
+			changed++
+			err = j.restoreContent(fsys, e, n)
 		} else if x := j.linkedFromOurs(e, n); x != nil {
 			changed++
 			err = j.restoreLinked(fsys, e, n, x, log)
@@ -80,6 +94,9 @@ func (j *Journal) Revert(ctx context.Context, fsys FS) error {
 		}
 	}
 	for _, d := range j.scan {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("reverting CA certificates, our changes may be left in the layer: %w", err)
+		}
 		if e, ok := j.byPath[d]; ok && (e.ours.same(now[e]) || now[e].ino != e.ours.ino || now[e].dev != e.ours.dev) {
 			continue // nobody else wrote there, or it is not our directory any more
 		}
@@ -221,7 +238,18 @@ func (j *Journal) removeOurs(fsys FS, e *entry, now state, log *logrus.Entry) er
 	if e.add != nil {
 		add = *e.add
 	}
-	out, _ := RemovePEM(data, add)
+	out, missing := RemovePEM(data, add)
+	// Blocks of ours not found as we wrote them: our CAs in another form
+	// (a Java keystore a tool rebuilt, a block a tool re-wrapped) are
+	// removed by content, or the revert fails. When every block was found,
+	// another copy of one of our CAs is the process's own.
+	if missing > 0 && len(j.installed.Find(out)) > 0 {
+		stripped, _, err := j.installed.Strip(out)
+		if err != nil {
+			return fmt.Errorf("%w: %s: %v; set BUILDKIT_CACERTS=off for this step if it must edit the trust store this way", ErrTraceLeft, e.path, err)
+		}
+		out = stripped
+	}
 	if bytes.Equal(out, data) {
 		return nil
 	}
@@ -252,13 +280,51 @@ func (j *Journal) linkedFromOurs(e *entry, n state) *entry {
 	if !n.isReg() {
 		return nil
 	}
-	for _, x := range j.entries {
-		if x != e && x.ours.isReg() && !x.base.same(x.ours) && x.ours.dev == n.dev && x.ours.ino == n.ino &&
-			x.ours.size == n.size && x.ours.mtime.Equal(n.mtime) && x.base.isReg() && x.base.kept {
+	if j.byIno == nil {
+		j.indexOurs()
+	}
+	for _, x := range j.byIno[devIno{n.dev, n.ino}] {
+		if x != e && x.ours.size == n.size && x.ours.mtime.Equal(n.mtime) {
 			return x
 		}
 	}
 	return nil
+}
+
+// devIno identifies an inode.
+type devIno struct{ dev, ino uint64 }
+
+// indexOurs indexes, by inode, the entries whose file we changed and whose
+// base content we hold: linkedFromOurs looks one up per changed entry, so
+// revert stays linear in the journal.
+func (j *Journal) indexOurs() {
+	j.byIno = map[devIno][]*entry{}
+	for _, x := range j.entries {
+		if x.ours.isReg() && !x.base.same(x.ours) && x.base.isReg() && x.base.kept {
+			k := devIno{x.ours.dev, x.ours.ino}
+			j.byIno[k] = append(j.byIno[k], x)
+		}
+	}
+}
+
+// metaOnly reports whether now differs from s only in mode or owner: the
+// same inode, size, mtime and link target.
+func (s state) metaOnly(now state) bool {
+	return s.exists && now.exists && s.mode.Type() == now.mode.Type() &&
+		s.dev == now.dev && s.ino == now.ino && s.size == now.size &&
+		s.mtime.Equal(now.mtime) && s.target == now.target &&
+		(s.mode != now.mode || s.uid != now.uid || s.gid != now.gid)
+}
+
+// restoreContent puts back e's base content and times into the file the
+// process changed only the mode or owner of (now), keeping those.
+func (j *Journal) restoreContent(fsys FS, e *entry, now state) error {
+	if err := writeBack(fsys, e.path, e.base.data, now.mode.Perm(), now.nlink == 1); err != nil {
+		return fmt.Errorf("restoring %s: %w", e.path, err)
+	}
+	keep := e.base
+	keep.mode, keep.uid, keep.gid = now.mode, now.uid, now.gid
+	return restoreMeta(fsys, e.path, keep, nil)
 }
 
 // restoreLinked handles e, which the process made a link to our version of
@@ -325,6 +391,11 @@ func (j *Journal) restoreDir(fsys FS, e *entry, now state) error {
 		ents, err := fsys.ReadDir(fsName(e.path))
 		if err != nil || len(ents) > 0 {
 			return nil // the process made it its own
+		}
+		if list := j.pkgCreated[e.path]; list != "" {
+			if _, err := fsys.Lstat(fsName(list)); err == nil {
+				return nil // the process installed the package that ships it
+			}
 		}
 		if err := fsys.Remove(e.path); err != nil {
 			return fmt.Errorf("removing directory %s we created: %w", e.path, err)

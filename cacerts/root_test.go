@@ -22,12 +22,20 @@ import (
 type chrootRunner struct {
 	root string
 	proc bool // mount a proc at /proc for the run (Java needs it)
+	tmp  bool // a private tmpfs at /tmp, as the sibling container has
 }
 
 func (r chrootRunner) Run(ctx context.Context, argv []string) ([]byte, error) {
 	if r.proc {
 		p := filepath.Join(r.root, "proc")
 		if out, err := exec.Command("mount", "-t", "proc", "proc", p).CombinedOutput(); err != nil {
+			return out, err
+		}
+		defer exec.Command("umount", "-l", p).Run()
+	}
+	if r.tmp {
+		p := filepath.Join(r.root, "tmp")
+		if out, err := exec.Command("mount", "-t", "tmpfs", "tmpfs", p).CombinedOutput(); err != nil {
 			return out, err
 		}
 		defer exec.Command("umount", "-l", p).Run()

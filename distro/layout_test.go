@@ -11,7 +11,7 @@ import (
 	"testing/fstest"
 )
 
-// trustStorePrefixes are the trust-store locations DESIGN.md's invariant 6
+// trustStorePrefixes are the trust-store locations docs/design.md's invariant 6
 // allows writes under (besides the Java and certifi stores a layout names).
 var trustStorePrefixes = []string{
 	"/etc/ssl/", "/etc/pki/", "/etc/ca-certificates/", "/usr/local/share/ca-certificates",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/buildkit-cacerts/buildkit-cacerts/cacerts"
 	"github.com/buildkit-cacerts/buildkit-cacerts/distro"
@@ -56,11 +57,12 @@ func (d *defaultInstaller) install(ctx context.Context, c *Container, set *cacer
 	if set.Len() == 0 {
 		return nil, nil
 	}
+	since := time.Now()
 	fsys, err := vfs.New(ctx, c.Root, c.Mounts)
 	if err != nil {
 		return nil, fmt.Errorf("viewing the container's filesystem: %w", err)
 	}
-	// The view is closed before the user process starts (DESIGN.md:
+	// The view is closed before the user process starts (docs/design.md:
 	// no layer descriptor may outlive the install).
 	defer fsys.Close()
 	dist, err := distro.Detect(fsys)
@@ -89,6 +91,11 @@ func (d *defaultInstaller) install(ctx context.Context, c *Container, set *cacer
 			return fmt.Errorf("viewing the container's filesystem to revert (left: %s): %w", strings.Join(j.Paths(), ", "), err)
 		}
 		defer fsys.Close()
-		return j.Revert(ctx, fsys)
+		if err := j.Revert(ctx, fsys); err != nil {
+			return err
+		}
+		fsys.Invalidate()
+		_, err = j.SweepRoot(ctx, fsys, c.Root, since)
+		return err
 	}, nil
 }

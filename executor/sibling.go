@@ -30,7 +30,7 @@ const maxSiblingOutput = 64 << 10
 //
 // Only the root is writable: the exec's other mounts are mounted read-only
 // (a tool must never write a cache mount, a bind of a context or a secret:
-// DESIGN.md invariant 7), and /tmp is a private tmpfs, so temporary files of
+// docs/design.md invariant 7), and /tmp is a private tmpfs, so temporary files of
 // the tool or its hooks (a JVM's hsperfdata) never reach the layer or the
 // user's /tmp.
 type sibling struct {

@@ -8,7 +8,7 @@
 //
 // The image is untrusted: its trust-store paths are resolved inside the
 // container root by the vfs package, never by the host kernel, and only the
-// exec's own root snapshot is written. See DESIGN.md at the repository root.
+// exec's own root snapshot is written. See docs/design.md in the repository.
 //
 // A process opts out with BUILDKIT_CACERTS=off in its environment
 // (RUN --env, ENV): Wrap then passes the call through untouched.

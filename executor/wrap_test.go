@@ -368,7 +368,7 @@ func TestParseMode(t *testing.T) {
 }
 
 // TestRunsDoNotWaitOnEachOther: an exec whose install is slow does not hold
-// up another exec (DESIGN.md invariant 5).
+// up another exec (docs/design.md invariant 5).
 func TestRunsDoNotWaitOnEachOther(t *testing.T) {
 	h := newHarness()
 	release := make(chan struct{})

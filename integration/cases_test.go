@@ -279,7 +279,7 @@ func matrixCases(e *matrixEnv, im *mxImage) []mxCase {
 		},
 		mxCase{
 			// A cache mount over /etc/ssl/certs belongs to the user: the
-			// install must leave it alone (DESIGN.md invariant 7), so
+			// install must leave it alone (docs/design.md invariant 7), so
 			// the process sees it empty.
 			Name:       "cache-over-certs",
 			Dockerfile: start + im.run("--mount=type=cache,id="+im.Name+"-certs,target=/etc/ssl/certs", listing("/etc/ssl/certs")+p),

@@ -216,7 +216,7 @@ func TestSiblingMounts(t *testing.T) {
 	}
 
 	// A cache mount over /etc/ssl/certs: the sibling sees it read-only, so
-	// the tool cannot write the user's cache (DESIGN.md invariant 7); the
+	// the tool cannot write the user's cache (docs/design.md invariant 7); the
 	// RUN runs (without the CAs) and the cache stays empty. The listing
 	// runs while an install is active, so it would see a write.
 	cacheRun := "RUN --mount=type=cache,id=certs,target=/etc/ssl/certs true\n" +

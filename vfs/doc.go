@@ -43,7 +43,7 @@
 //     reading by reopening a handle whose fstat said "regular file" (FIFOs,
 //     sockets and devices are never opened), and reads are size-capped.
 //   - Writes go only to the root mount (never to another mount, a lower
-//     layer or a read-only mount: invariant 7 of DESIGN.md). WriteFile
+//     layer or a read-only mount: invariant 7 of docs/design.md). WriteFile
 //     never writes a file in place: a new inode is created in the same
 //     directory and renamed over the name, keeping the old file's mode,
 //     owner and xattrs. Overwrite writes in place only a regular file with

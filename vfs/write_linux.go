@@ -225,7 +225,7 @@ func unixPerm(p fs.FileMode) uint32 {
 }
 
 // copyXattrs copies the xattrs of the regular file old onto fd, except
-// overlay's bookkeeping (never copied: DESIGN.md).
+// overlay's bookkeeping (never copied: docs/design.md).
 func copyXattrs(old *node, fd int) error {
 	p := procFdPath(old.fd)
 	buf := make([]byte, 4096)

@@ -4,7 +4,12 @@
 // configurations interleaved run by run (A B C D, B C D A, …) so machine
 // drift hits all alike. It needs root (BuildKit's runc worker).
 //
-//	go run ./hack/bench [-quick] [-rounds N] [-sections overhead,scaling,concurrency,profile,memory,micro]
+//	go -C hack/bench run . [-quick] [-rounds N] [-sections overhead,scaling,concurrency,profile,memory,micro]
+//
+// It is a module of its own (hack/bench/go.mod, the repository's module
+// replaced by ../..), so its plotting library stays out of the daemon's
+// go.mod. It works from the repository's root whatever directory it is
+// started in: relative paths in its flags are taken from there.
 //
 // Sections:
 //   - overhead: 30 near-empty RUN steps on debian-bookworm-tls,
@@ -33,6 +38,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/buildkit-cacerts/buildkit-cacerts/internal/testimages/factory"
 )
 
 // params are what a run measured with; they go into the report (and the
@@ -92,7 +99,7 @@ func parseFlags(args []string) (*options, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	o.Command = "go run ./hack/bench " + strings.Join(args, " ")
+	o.Command = "go -C hack/bench run . " + strings.Join(args, " ")
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	o.sections = map[string]bool{}
@@ -159,6 +166,16 @@ func contains[T comparable](xs []T, x T) bool {
 }
 
 func main() {
+	// The defaults (docs/, hack/bench/findings.md) and the micro section's
+	// `go test ./vfs/ ./cacerts/` are relative to the repository's root.
+	root, err := factory.FindRepoRoot()
+	if err == nil {
+		err = os.Chdir(root)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
 	o, err := parseFlags(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

@@ -138,7 +138,7 @@ func TestReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o.Command = "go run ./hack/bench"
+	o.Command = "go -C hack/bench run ."
 	tls := &image{Key: "debian-bookworm-tls", Layers: 1, Bundle: 146}
 	bb := &image{Key: "busybox"}
 	r := &results{

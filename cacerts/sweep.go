@@ -1,0 +1,665 @@
+package cacerts
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"regexp"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/moby/buildkit/util/bklog"
+	"github.com/sirupsen/logrus"
+
+	"github.com/buildkit-cacerts/buildkit-cacerts/certs"
+	"github.com/buildkit-cacerts/buildkit-cacerts/distro"
+)
+
+// ErrTraceLeft is wrapped by the error of a Sweep that found one of our CAs
+// in something the exec wrote and could not remove it exactly: the caller
+// must fail the exec (docs/design.md invariant 8).
+var ErrTraceLeft = errors.New("an engine CA certificate is left in the exec's layer")
+
+// Changes says where to find what an exec wrote, for Sweep.
+type Changes struct {
+	// Upper is a read-only view of the overlay's upper directory of the
+	// root: every entry in it was created or changed by the exec (or by us
+	// and put back). Nil when the root has none (see Since).
+	Upper FS
+	// Base is a read-only view of the root as it was before the exec (the
+	// overlay's lower layers), used to tell a CA the image already held at
+	// a path from one the exec wrote there. Nil when unknown.
+	Base FS
+	// OpenBase, when Base is nil, opens it the first time Sweep needs it
+	// (only a file holding one of our CAs does): most execs never pay for
+	// a view of the lower layers.
+	OpenBase func() (FS, error)
+	// Since, when Upper is nil, makes Sweep walk the root itself and look
+	// only at entries changed (ctime) at or after it: a root kept without
+	// an upper directory (a plain snapshot directory). It costs a walk of
+	// the whole root.
+	Since time.Time
+	// Skip are container paths of directories a walk of the root does not
+	// enter: the mount points of the exec's other mounts (they are not the
+	// exec's layer).
+	Skip []string
+}
+
+// Sweep limits: a walk is bounded by the context (the revert deadline);
+// these bound memory.
+const (
+	// sweepChunk is how much of a file Sweep reads at once; sweepOverlap
+	// is kept from the previous chunk so a certificate across the
+	// boundary is seen (larger certificates are not CAs we install).
+	sweepChunk   = 4 << 20
+	sweepOverlap = 64 << 10
+	// maxSweepEdit caps a file Sweep rewrites (a bundle or keystore holding
+	// our CA); a bigger file holding one fails the exec.
+	maxSweepEdit = 64 << 20
+)
+
+// hashName matches OpenSSL's subject-hash names: <8 hex digits>.<n>.
+var hashName = regexp.MustCompile(`^[0-9a-f]{8}\.[0-9]+$`)
+
+// SweepStats says what a Sweep looked at and did.
+type SweepStats struct {
+	Entries int   // entries of the exec's changes walked
+	Files   int   // regular files read
+	Bytes   int64 // bytes read
+	Cleaned []string
+}
+
+// Sweep searches everything the exec wrote for the CAs this journal
+// installed, after Revert, and removes what it finds through fsys (the
+// container root, a fresh view): our PEM blocks from text files, our
+// entries from Java keystores, files that hold nothing but our CAs, copies
+// of files we wrote (put back to their base content), symlinks to our
+// files, and subject-hash links of our CAs that lead to no certificate of
+// that hash. A file holding one of our CAs that cannot be cleaned exactly
+// gives an error wrapping ErrTraceLeft that names it: the caller fails the
+// exec. CAs the image held before the exec at the same path, and CAs the
+// process itself put into the image's own anchors during the exec, are not
+// ours to remove. The cost is proportional to what the exec wrote (the
+// upper directory), not to the image. See docs/design.md invariant 8.
+func (j *Journal) Sweep(ctx context.Context, fsys FS, ch Changes) (SweepStats, error) {
+	var st SweepStats
+	if j == nil || j.installed.Len() == 0 {
+		return st, nil
+	}
+	start := time.Now()
+	s := &sweeper{j: j, fsys: fsys, ch: ch, set: j.installed, st: &st, dirTimes: map[string]state{}, skip: map[string]bool{}}
+	if ch.Upper == nil {
+		for _, p := range ch.Skip {
+			s.skip[p] = true
+		}
+	}
+	s.hashes = map[uint32]bool{}
+	for _, c := range j.installedCerts {
+		s.hashes[c.SubjectHash] = true
+	}
+	var err error
+	if ch.Upper != nil {
+		err = s.walk(ctx, ch.Upper, "/")
+	} else {
+		err = s.walk(ctx, fsys, "/")
+	}
+	if err == nil {
+		err = s.clean(ctx)
+	}
+	s.restoreDirTimes()
+	log := bklog.G(ctx).WithFields(logrus.Fields{"entries": st.Entries, "files": st.Files, "bytes": st.Bytes, "ms": time.Since(start).Milliseconds()})
+	if len(st.Cleaned) > 0 {
+		log.WithField("cleaned", st.Cleaned).Info("cacerts: removed engine CAs the exec copied into its layer")
+	} else {
+		log.Debug("cacerts: no engine CA left in the exec's layer")
+	}
+	return st, err
+}
+
+type sweeper struct {
+	j      *Journal
+	fsys   FS
+	ch     Changes
+	set    *certs.Set
+	hashes map[uint32]bool
+	st     *SweepStats
+
+	skip  map[string]bool
+	files []sweepFile
+	// restoredBase indexes Journal.restoredBase by path.
+	restoredBase map[string]*entry
+	links        []string
+	// dirTimes are the states of directories before the sweep changed an
+	// entry in them, to put their times back: the process's, not ours.
+	dirTimes map[string]state
+}
+
+// sweepFile is a regular file of the exec's changes holding our CAs.
+type sweepFile struct {
+	path string
+	hits []certs.Hit
+}
+
+// walk lists dir of view v (the upper directory, or the root) and reads
+// every regular file for our CAs.
+func (s *sweeper) walk(ctx context.Context, v FS, dir string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("searching the exec's changes for engine CAs: %w", err)
+	}
+	ents, err := v.ReadDir(fsName(dir))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("searching the exec's changes for engine CAs: listing %s: %w", dir, err)
+	}
+	for _, de := range ents {
+		p := path.Join(dir, de.Name())
+		s.st.Entries++
+		t := de.Type()
+		switch {
+		case t.IsDir():
+			if s.skip[p] {
+				continue
+			}
+			if err := s.walk(ctx, v, p); err != nil {
+				return err
+			}
+		case t&fs.ModeSymlink != 0:
+			if s.older(v, p) {
+				continue
+			}
+			s.links = append(s.links, p)
+		case t.IsRegular():
+			if s.older(v, p) || s.restored(p) {
+				continue
+			}
+			hits, err := s.scan(ctx, v, p)
+			if err != nil {
+				return err
+			}
+			if len(hits) > 0 {
+				s.files = append(s.files, sweepFile{path: p, hits: hits})
+			}
+		}
+		// Whiteouts (char 0:0), FIFOs, sockets and devices hold nothing.
+	}
+	return nil
+}
+
+// restored reports whether p is a file Revert put back to its base
+// content (which held none of the CAs we installed: we skip CAs the image
+// trusts) and that is still that file.
+func (s *sweeper) restored(p string) bool {
+	if s.restoredBase == nil {
+		s.restoredBase = map[string]*entry{}
+		for _, e := range s.j.restoredBase {
+			s.restoredBase[e.path] = e
+		}
+	}
+	e, ok := s.restoredBase[p]
+	if !ok {
+		return false
+	}
+	now, err := lstat(s.fsys, p, false)
+	return err == nil && now.isReg() && now.size == e.base.size && now.mtime.Equal(e.base.mtime) && now.mode == e.base.mode
+}
+
+// older reports, when Sweep walks the root itself, whether p was last
+// changed before the install began (the image's, not the exec's).
+func (s *sweeper) older(v FS, p string) bool {
+	if s.ch.Upper != nil || s.ch.Since.IsZero() {
+		return false
+	}
+	fi, err := v.Lstat(fsName(p))
+	if err != nil {
+		return true
+	}
+	c, ok := ctimeOf(fi)
+	return ok && c.Before(s.ch.Since)
+}
+
+// scan reads the regular file p of v in chunks and returns our CAs in it.
+func (s *sweeper) scan(ctx context.Context, v FS, p string) ([]certs.Hit, error) {
+	f, err := v.Open(fsName(p))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("searching %s for engine CAs: %w", p, err)
+	}
+	defer f.Close()
+	s.st.Files++
+	buf := make([]byte, 0, sweepChunk+sweepOverlap)
+	seen := map[[2]int]bool{}
+	var out []certs.Hit
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("searching %s for engine CAs: %w", p, err)
+		}
+		n, rerr := io.ReadFull(f, buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		s.st.Bytes += int64(n)
+		for _, h := range s.set.Find(buf) {
+			k := [2]int{h.Index, int(h.Format)}
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, h)
+			}
+		}
+		if rerr != nil {
+			if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+				return out, nil
+			}
+			return nil, fmt.Errorf("searching %s for engine CAs: %w", p, rerr)
+		}
+		keep := buf[len(buf)-sweepOverlap:]
+		buf = append(buf[:0], keep...)
+	}
+}
+
+// clean removes our CAs from the files and links found.
+func (s *sweeper) clean(ctx context.Context) error {
+	userCAs := s.userCAs()
+	var errs []error
+	for _, f := range s.files {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("removing engine CAs from the exec's changes: %w", err)
+		}
+		if err := s.cleanFile(f, userCAs); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, l := range s.links {
+		if err := s.cleanLink(l); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, l := range s.links {
+		if err := s.relink(l); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// relink gives a subject-hash link to the image's own copy of one of our
+// CAs, l (a .pem link the process made in a hash directory, such as the
+// one update-ca-certificates makes for an anchor the Dockerfile added),
+// when it has none: `openssl rehash` skipped it as a duplicate of our
+// file, which sorted first, and the revert removed our link. The run
+// without us would have linked the image's copy.
+func (s *sweeper) relink(l string) error {
+	dir, name := path.Dir(l), path.Base(l)
+	if !s.j.isScanDir(dir) || hashName.MatchString(name) || s.j.ours[name] {
+		return nil
+	}
+	data, err := s.fsys.ReadFileLimit(l, maxBundle)
+	if err != nil {
+		return nil
+	}
+	sum, h, ok := certFileDigest(name, data)
+	if !ok || !s.hashes[h] {
+		return nil
+	}
+	free := -1
+	for n := 0; n < maxCollisions; n++ {
+		hl := path.Join(dir, fmt.Sprintf("%08x.%d", h, n))
+		hd, err := s.fsys.ReadFileLimit(hl, maxBundle)
+		if errors.Is(err, fs.ErrNotExist) {
+			if _, lerr := s.fsys.Lstat(fsName(hl)); errors.Is(lerr, fs.ErrNotExist) {
+				if free < 0 {
+					free = n
+				}
+				break
+			}
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		if d, _, ok := certFileDigest(name, hd); ok && d == sum {
+			return nil // a link to an equal certificate is there
+		}
+	}
+	if free < 0 {
+		return nil
+	}
+	s.touchDir(dir)
+	hl := path.Join(dir, fmt.Sprintf("%08x.%d", h, free))
+	if err := s.fsys.Symlink(name, hl); err != nil {
+		return fmt.Errorf("linking %s to the image's own copy of an engine CA: %w", hl, err)
+	}
+	return nil
+}
+
+// userCAs returns the indexes of our CAs that the process put into the
+// image's own anchor directories during the exec (a Dockerfile that adds
+// the same CA the engine injects): those are the image's, not our trace.
+func (s *sweeper) userCAs() map[int]bool {
+	out := map[int]bool{}
+	for _, f := range s.files {
+		if !s.j.isAnchorDir(path.Dir(f.path)) || s.j.ours[f.path] {
+			continue
+		}
+		if _, ours := s.j.byPath[f.path]; ours {
+			continue
+		}
+		for _, h := range f.hits {
+			out[h.Index] = true
+		}
+	}
+	return out
+}
+
+// cleanFile removes our CAs from the regular file f.path.
+func (s *sweeper) cleanFile(f sweepFile, userCAs map[int]bool) error {
+	p := f.path
+	var hits []certs.Hit
+	for _, h := range f.hits {
+		if !userCAs[h.Index] {
+			hits = append(hits, h)
+		}
+	}
+	if len(hits) == 0 {
+		return nil
+	}
+	if s.inBase(p, hits) {
+		return nil
+	}
+	now, err := lstat(s.fsys, p, false)
+	if err != nil || !now.isReg() {
+		return nil // gone, or replaced: the root shows something else
+	}
+	if now.size > maxSweepEdit {
+		return fmt.Errorf("%w: %s (%d bytes) holds one and is too large to clean; set BUILDKIT_CACERTS=off for this step if it must copy the trust store", ErrTraceLeft, p, now.size)
+	}
+	data, err := s.fsys.ReadFileLimit(p, maxSweepEdit)
+	if err != nil {
+		return fmt.Errorf("%w: %s: reading it: %v", ErrTraceLeft, p, err)
+	}
+	// A copy of a file we wrote (a rename, cp -a, mv across directories):
+	// what the run without us would have copied is the base file.
+	if x := s.j.wroteContent(data); x != nil {
+		s.touchDir(path.Dir(p))
+		if !x.base.exists {
+			return s.remove(p, "copy of our "+x.path)
+		}
+		if x.base.isReg() && x.base.kept {
+			if err := s.fsys.WriteFile(p, x.base.data, x.base.mode.Perm()); err != nil {
+				return fmt.Errorf("%w: %s: putting back the base of %s: %v", ErrTraceLeft, p, x.path, err)
+			}
+			if err := restoreMeta(s.fsys, p, x.base, nil); err != nil {
+				return fmt.Errorf("%w: %w", ErrTraceLeft, err)
+			}
+			s.st.Cleaned = append(s.st.Cleaned, p)
+			return nil
+		}
+	}
+	if s.set.OnlyOurs(data) {
+		s.touchDir(path.Dir(p))
+		return s.remove(p, "holds only engine CAs")
+	}
+	out, removed, err := s.set.Strip(data)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v; set BUILDKIT_CACERTS=off for this step if it must copy the trust store", ErrTraceLeft, p, err)
+	}
+	if removed == 0 || bytes.Equal(out, data) {
+		return nil
+	}
+	s.touchDir(path.Dir(p))
+	if err := s.fsys.WriteFile(p, out, now.mode.Perm()); err != nil {
+		return fmt.Errorf("%w: %s: writing it without our CAs: %v", ErrTraceLeft, p, err)
+	}
+	// The file is the process's: keep its times.
+	if err := s.fsys.Lchtimes(p, now.atime, now.mtime); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrTraceLeft, p, err)
+	}
+	s.st.Cleaned = append(s.st.Cleaned, p)
+	return nil
+}
+
+// inBase reports whether the base (the root before the exec) held every
+// one of hits at p: the image's own content, not ours.
+func (s *sweeper) inBase(p string, hits []certs.Hit) bool {
+	if s.ch.Base == nil && s.ch.OpenBase != nil {
+		s.ch.Base, _ = s.ch.OpenBase()
+		s.ch.OpenBase = nil
+	}
+	if s.ch.Base == nil {
+		return false
+	}
+	data, err := s.ch.Base.ReadFileLimit(p, maxSweepEdit)
+	if err != nil {
+		return false
+	}
+	had := map[int]bool{}
+	for _, h := range s.set.Find(data) {
+		had[h.Index] = true
+	}
+	for _, h := range hits {
+		if !had[h.Index] {
+			return false
+		}
+	}
+	return true
+}
+
+// cleanLink removes the symlink l when it leads to one of our files, or
+// when it is a subject-hash link of one of our CAs that no longer leads to
+// a certificate with that hash (an `openssl rehash` run while our file or
+// a bundle holding only our CA was there). A hash link removed from a
+// directory where the image has its own copy of that CA is given back to
+// the copy, as rehash would without us.
+func (s *sweeper) cleanLink(l string) error {
+	t, err := s.fsys.ReadLink(fsName(l))
+	if err != nil {
+		return nil
+	}
+	base := path.Base(l)
+	switch {
+	case s.j.ours[t]:
+	case hashName.MatchString(base):
+		h, _ := strconv.ParseUint(base[:8], 16, 32)
+		if !s.hashes[uint32(h)] {
+			return nil
+		}
+		data, err := s.fsys.ReadFileLimit(l, maxBundle)
+		if err == nil {
+			if _, th, ok := certFileDigest(path.Base(t)+".pem", data); ok && th == uint32(h) {
+				return nil // leads to a certificate of that hash: the image's
+			}
+		}
+	default:
+		return nil
+	}
+	s.touchDir(path.Dir(l))
+	return s.remove(l, "link to an engine CA")
+}
+
+// remove removes p, journaling nothing: it is the exec's entry.
+func (s *sweeper) remove(p, why string) error {
+	if err := s.fsys.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %s (%s): removing it: %v", ErrTraceLeft, p, why, err)
+	}
+	s.st.Cleaned = append(s.st.Cleaned, p)
+	return nil
+}
+
+// touchDir records dir's state before the sweep changes an entry in it.
+func (s *sweeper) touchDir(dir string) {
+	if _, ok := s.dirTimes[dir]; ok {
+		return
+	}
+	st, err := lstat(s.fsys, dir, false)
+	if err == nil && st.isDir() {
+		s.dirTimes[dir] = st
+	}
+}
+
+// restoreDirTimes puts back the times of the directories the sweep changed,
+// deepest first.
+func (s *sweeper) restoreDirTimes() {
+	dirs := make([]string, 0, len(s.dirTimes))
+	for d := range s.dirTimes {
+		dirs = append(dirs, d)
+	}
+	sort.Slice(dirs, func(a, b int) bool { return depth(dirs[a]) > depth(dirs[b]) })
+	for _, d := range dirs {
+		st := s.dirTimes[d]
+		mt := st.mtime
+		// A copy of a directory we changed (mv of a lower directory is a
+		// copy with its times): the run without us copied its base time.
+		if e := s.j.dirWithOursMtime(st); e != nil {
+			mt = e.base.mtime
+		}
+		_ = s.fsys.Lchtimes(d, st.atime, mt)
+	}
+}
+
+// wroteContent returns the journaled entry whose content as we left it
+// hashes to data's, or nil.
+func (j *Journal) wroteContent(data []byte) *entry {
+	if len(j.oursSums) == 0 {
+		return nil
+	}
+	return j.oursSums[sha256.Sum256(data)]
+}
+
+// isScanDir reports whether dir is a hash directory the install linked in.
+func (j *Journal) isScanDir(dir string) bool {
+	for _, d := range j.scan {
+		if d == dir {
+			return true
+		}
+	}
+	return false
+}
+
+// isAnchorDir reports whether dir is one of the image's anchor directories.
+func (j *Journal) isAnchorDir(dir string) bool {
+	for _, a := range j.anchorDirs {
+		if a == dir {
+			return true
+		}
+	}
+	return false
+}
+
+// dirWithOursMtime returns the journaled directory we changed whose mtime,
+// as we left it, is st's (and whose base differs), or nil.
+func (j *Journal) dirWithOursMtime(st state) *entry {
+	for _, e := range j.entries {
+		if e.ours.isDir() && e.base.isDir() && e.ours.mtime.Equal(st.mtime) && !e.base.mtime.Equal(e.ours.mtime) &&
+			e.ours.mode == st.mode && e.ours.uid == st.uid && e.ours.gid == st.gid {
+			return e
+		}
+	}
+	return nil
+}
+
+// setInstalled records the CAs the install put into the root and the
+// image's anchor directories, for Sweep.
+func (j *Journal) setInstalled(set *Set, l distro.Layout) {
+	j.installedCerts = set.Certs
+	xs := make([]*x509.Certificate, 0, set.Len())
+	for _, c := range set.Certs {
+		xs = append(xs, c.Cert)
+	}
+	j.installed = certs.NewSet(xs)
+	if l.AnchorDir != "" {
+		j.anchorDirs = append(j.anchorDirs, l.AnchorDir)
+	}
+	j.anchorDirs = append(j.anchorDirs, l.SystemAnchorDirs...)
+}
+
+// pemHeader starts every certificate block trustedAlready looks at.
+var (
+	pemHeader = []byte("-----BEGIN CERTIFICATE-----")
+	pemFooter = []byte("-----END CERTIFICATE-----")
+)
+
+// trustedAlready returns the SHA-256s of the certificates of set that the
+// image's primary bundle (the first of the layout's bundles that exists)
+// already holds. It compares the first 40 base64 characters of each block
+// with ours and decodes only the blocks that match, so a 220 KB bundle
+// costs a scan for the block headers, not a decode of every block.
+func trustedAlready(fsys FS, l distro.Layout, set *Set) map[[32]byte]bool {
+	const prefix = 40
+	want := map[string][]*Cert{}
+	for _, c := range set.Certs {
+		b64 := pemBody(c.PEM)
+		if len(b64) < prefix {
+			continue
+		}
+		want[string(b64[:prefix])] = append(want[string(b64[:prefix])], c)
+	}
+	var data []byte
+	for _, b := range l.Bundles {
+		d, err := fsys.ReadFileLimit(b.Path, maxBundle)
+		if err == nil {
+			data = d
+			break
+		}
+	}
+	var held map[[32]byte]bool
+	for rest := data; ; {
+		i := bytes.Index(rest, pemHeader)
+		if i < 0 {
+			break
+		}
+		rest = rest[i+len(pemHeader):]
+		body := bytes.TrimLeft(rest, "\r\n")
+		if len(body) < prefix {
+			break
+		}
+		cs, ok := want[string(body[:prefix])]
+		if !ok {
+			continue
+		}
+		end := bytes.Index(rest, pemFooter)
+		if end < 0 {
+			break
+		}
+		blk, _ := pem.Decode(append(append([]byte(nil), pemHeader...), rest[:end+len(pemFooter)]...))
+		if blk == nil {
+			continue
+		}
+		sum := sha256.Sum256(blk.Bytes)
+		for _, c := range cs {
+			if c.SHA256 == sum {
+				if held == nil {
+					held = map[[32]byte]bool{}
+				}
+				held[sum] = true
+			}
+		}
+	}
+	return held
+}
+
+// pemBody returns the base64 text of a canonical PEM block (after the
+// header line, newlines included).
+func pemBody(p []byte) []byte {
+	if i := bytes.IndexByte(p, '\n'); i >= 0 {
+		return p[i+1:]
+	}
+	return nil
+}
+
+// ctimeOf returns fi's change time.
+func ctimeOf(fi fs.FileInfo) (time.Time, bool) {
+	st := statT(fi)
+	if st == nil {
+		return time.Time{}, false
+	}
+	return time.Unix(st.Ctim.Sec, st.Ctim.Nsec), true
+}
