@@ -69,6 +69,7 @@ func (d *defaultInstaller) install(ctx context.Context, c *Container, set *cacer
 	if err != nil {
 		return nil, fmt.Errorf("detecting the container's distribution: %w", err)
 	}
+	noteDistro(ctx, dist)
 	opt := cacerts.Options{Env: c.Env, Strict: d.strict, CombineAbove: d.combineAbove}
 	switch d.mode {
 	case ModeCommand:
@@ -82,6 +83,7 @@ func (d *defaultInstaller) install(ctx context.Context, c *Container, set *cacer
 	if err != nil {
 		return nil, err // cacerts rolled the partial install back
 	}
+	notePath(ctx, j.Method())
 	if j.Method() == cacerts.MethodNone {
 		return nil, nil
 	}

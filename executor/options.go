@@ -79,6 +79,8 @@ type Options struct {
 	// RevertTimeout bounds the revert after the process exits; zero means
 	// DefaultRevertTimeout. Revert runs even when the exec's context is done.
 	RevertTimeout time.Duration
+	// Observer, when set, receives a Report for every Run (metrics).
+	Observer Observer
 }
 
 func (o Options) withDefaults() Options {

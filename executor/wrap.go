@@ -24,6 +24,7 @@ import (
 	"github.com/buildkit-cacerts/buildkit-cacerts/cacerts"
 	bkexecutor "github.com/moby/buildkit/executor"
 	resourcestypes "github.com/moby/buildkit/executor/resources/types"
+	"github.com/moby/buildkit/identity"
 	"github.com/moby/buildkit/util/bklog"
 )
 
@@ -52,12 +53,28 @@ var _ bkexecutor.Executor = (*wrapped)(nil)
 // filesystem. A failed install (or CA set load) runs the process without CAs
 // (with a warning), or fails the exec when Options.Strict is set; a failed
 // revert always fails the exec, so no layer holding our CAs is committed.
-func (w *wrapped) Run(ctx context.Context, id string, root bkexecutor.Mount, mounts []bkexecutor.Mount, process bkexecutor.ProcessInfo, started chan<- struct{}) (resourcestypes.Recorder, error) {
-	if skip := w.skipReason(root, process.Meta); skip != "" {
+func (w *wrapped) Run(ctx context.Context, id string, root bkexecutor.Mount, mounts []bkexecutor.Mount, process bkexecutor.ProcessInfo, started chan<- struct{}) (_ resourcestypes.Recorder, retErr error) {
+	start := time.Now()
+	if id == "" {
+		// What the runc executor would pick, picked here so the per-exec
+		// log line and the container share the id.
+		id = identity.NewID()
+	}
+	ctx, info := withExecInfo(ctx)
+	rep := Report{ID: execName(id)}
+	defer func() {
+		rep.Total = time.Since(start)
+		rep.Distro, rep.Path = info.distro, info.path
+		w.report(ctx, rep)
+	}()
+	skipped := func(reason string) {
+		rep.Outcome, rep.SkipReason = OutcomeSkipped, reason
+	}
+	if skip, reason := w.skipReason(root, process.Meta); skip != "" {
 		bklog.G(ctx).WithField("exec", execName(id)).Debugf("cacerts: not installing: %s", skip)
+		skipped(reason)
 		return w.inner.Run(ctx, id, root, mounts, process, started)
 	}
-	start := time.Now()
 	log := bklog.G(ctx).WithField("exec", execName(id))
 
 	// Like BuildKit's executors, started is closed also when the container
@@ -66,7 +83,11 @@ func (w *wrapped) Run(ctx context.Context, id string, root bkexecutor.Mount, mou
 		if started != nil {
 			close(started)
 		}
+		rep.Outcome, rep.Err = OutcomeFailedClosed, err
 		return nil, err
+	}
+	failOpen := func(err error) {
+		rep.Outcome, rep.Err = OutcomeFailedOpen, err
 	}
 
 	// The default installer's CA set is read before anything is mounted:
@@ -79,10 +100,13 @@ func (w *wrapped) Run(ctx context.Context, id string, root bkexecutor.Mount, mou
 				return fail(fmt.Errorf("cacerts: installing CA certificates: %w", err))
 			}
 			log.WithError(err).Warn("cacerts: running without the engine's CA certificates: install failed")
+			failOpen(err)
 			return w.inner.Run(ctx, id, root, mounts, process, started)
 		}
+		rep.CAs = set.Len()
 		if set.Len() == 0 {
 			log.Debug("cacerts: not installing: the engine's CA set is empty")
+			skipped(SkipNoCAs)
 			return w.inner.Run(ctx, id, root, mounts, process, started)
 		}
 		install = func(ctx context.Context, c *Container) (Revert, error) { return d.install(ctx, c, set) }
@@ -94,6 +118,7 @@ func (w *wrapped) Run(ctx context.Context, id string, root bkexecutor.Mount, mou
 			return fail(fmt.Errorf("cacerts: mounting the container's filesystem (strict mode): %w", err))
 		}
 		log.WithError(err).Warn("cacerts: not installing: mounting the container's filesystem failed")
+		failOpen(err)
 		return w.inner.Run(ctx, id, root, mounts, process, started)
 	}
 	defer specs.release(log)
@@ -113,9 +138,10 @@ func (w *wrapped) Run(ctx context.Context, id string, root bkexecutor.Mount, mou
 		},
 	}
 	revert, err := install(ctx, c)
+	rep.Install = time.Since(start)
 	if err != nil {
 		if revert != nil {
-			if rerr := w.revert(ctx, revert); rerr != nil {
+			if rerr := w.timedRevert(ctx, revert, &rep); rerr != nil {
 				return fail(fmt.Errorf("cacerts: install failed (%v) and reverting it failed: %w", err, rerr))
 			}
 			revert = nil
@@ -126,22 +152,40 @@ func (w *wrapped) Run(ctx context.Context, id string, root bkexecutor.Mount, mou
 			return fail(fmt.Errorf("cacerts: installing CA certificates: %w", err))
 		}
 		log.WithError(err).Warn("cacerts: running without the engine's CA certificates: install failed")
+		failOpen(err)
 	}
 	installed := time.Since(start)
 
 	rec, runErr := w.inner.Run(ctx, id, root, mounts, process, started)
 
 	if revert == nil {
+		if err == nil {
+			skipped(SkipNothingToDo) // the installer changed nothing
+		}
 		return rec, runErr
 	}
-	if rerr := w.revert(ctx, revert); rerr != nil {
+	if rerr := w.timedRevert(ctx, revert, &rep); rerr != nil {
 		// The exec fails, so BuildKit neither caches nor exports the layer.
-		return nil, errors.Join(runErr, fmt.Errorf("cacerts: reverting CA certificates failed, failing the step so the layer is not used: %w", rerr))
+		rerr = fmt.Errorf("cacerts: reverting CA certificates failed, failing the step so the layer is not used: %w", rerr)
+		rep.Outcome, rep.Err = OutcomeFailedClosed, rerr
+		return nil, errors.Join(runErr, rerr)
 	}
+	rep.Outcome = OutcomeInstalled
 	log.WithField("ms", time.Since(start).Milliseconds()).
 		WithField("install_ms", installed.Milliseconds()).
 		Debug("cacerts: installed and reverted")
 	return rec, runErr
+}
+
+// timedRevert runs w.revert and records its duration and failure in rep.
+func (w *wrapped) timedRevert(ctx context.Context, revert Revert, rep *Report) error {
+	t := time.Now()
+	err := w.revert(ctx, revert)
+	rep.Revert += time.Since(t)
+	if err != nil {
+		rep.RevertFailed = true
+	}
+	return err
 }
 
 // revert runs revert with a context that outlives ctx's cancellation and is
@@ -152,19 +196,20 @@ func (w *wrapped) revert(ctx context.Context, revert Revert) error {
 	return revert(rctx)
 }
 
-// skipReason says why a Run gets no injection, or "" when it does.
-func (w *wrapped) skipReason(root bkexecutor.Mount, meta bkexecutor.Meta) string {
+// skipReason says why a Run gets no injection and its Skip* label, or ""
+// when it does.
+func (w *wrapped) skipReason(root bkexecutor.Mount, meta bkexecutor.Meta) (string, string) {
 	switch {
 	case w.opts.Mode == ModeOff:
-		return "mode off"
+		return "mode off", SkipModeOff
 	case optedOut(meta.Env):
-		return OptOutEnv + "=off in the process environment"
+		return OptOutEnv + "=off in the process environment", SkipOptOut
 	case root.Src == nil:
-		return "no root mount"
+		return "no root mount", SkipNoRoot
 	case root.Readonly:
-		return "read-only root mount"
+		return "read-only root mount", SkipReadonlyRoot
 	}
-	return ""
+	return "", ""
 }
 
 // Exec passes through to the inner executor: the container's CAs were

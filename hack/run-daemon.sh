@@ -38,15 +38,19 @@ fi
 
 # 2. The daemon, and buildctl from the BuildKit version go.mod pins.
 mkdir -p bin
-go build -o bin/buildkitd-cacerts ./cmd/buildkitd-cacerts
-if [ ! -x bin/buildctl ]; then
-	bkver=$(go list -m -f '{{.Version}}' github.com/moby/buildkit)
+# Stamped like upstream's releases (and the Dockerfile, hack/build-binaries.sh).
+bkver=$(go list -m -f '{{.Version}}' github.com/moby/buildkit)
+bk="-X github.com/moby/buildkit/version.Version=$bkver"
+version=$(git describe --tags --always --dirty 2>/dev/null || echo dev)
+revision=$(git rev-parse HEAD 2>/dev/null || true)
+go build -ldflags "-X main.version=$version -X main.revision=$revision $bk" -o bin/buildkitd-cacerts ./cmd/buildkitd-cacerts
+if [ ! -x bin/buildctl ] || bin/buildctl --version | grep -q 'v0.0.0+unknown'; then
 	tmp=$(mktemp -d)
 	(
 		cd "$tmp"
 		go mod init buildctl-build >/dev/null 2>&1
 		go get "github.com/moby/buildkit/cmd/buildctl@$bkver" >/dev/null 2>&1
-		go build -o "$repo/bin/buildctl" github.com/moby/buildkit/cmd/buildctl
+		go build -ldflags "$bk" -o "$repo/bin/buildctl" github.com/moby/buildkit/cmd/buildctl
 	)
 	rm -rf "$tmp"
 fi

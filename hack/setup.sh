@@ -12,8 +12,10 @@ fi
 
 # Debian packages: runc (the runtime BuildKit's OCI worker calls), mmdebstrap
 # (test images), openssl/curl (differential tests and TLS clients), uidmap
-# (rootless), iptables (CNI bridge networking), libseccomp-dev (building runc).
-pkgs=(runc mmdebstrap openssl curl ca-certificates uidmap iptables libseccomp-dev pkg-config)
+# (rootless), iptables (CNI bridge networking), libseccomp-dev (building runc),
+# docker.io (the docker-in-docker test starts its own dockerd; services are
+# not started: RUNLEVEL=1).
+pkgs=(runc mmdebstrap openssl curl ca-certificates uidmap iptables libseccomp-dev pkg-config docker.io)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -25,7 +27,7 @@ if ((${#missing[@]})); then
 	fi
 	echo "setup: installing ${missing[*]}"
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 go mod download

@@ -32,6 +32,7 @@ import (
 //	  strict = false                  # fail a RUN whose install failed
 //	  sibling_timeout = "60s"         # bound on one run of the distro's tool
 //	  combine_above = 16              # more CAs than this: one combined anchor; -1: never
+//	  registry_cas = false            # also trust every [registry.*].ca file (buildx: registrycas.go)
 type cacertsConfig struct {
 	Dir            string          `toml:"dir"`
 	Mode           string          `toml:"mode"`
@@ -40,6 +41,9 @@ type cacertsConfig struct {
 	// CombineAbove is executor.Options.CombineAbove: 0 (or absent) means
 	// cacerts.DefaultCombineAbove, a negative value never combines.
 	CombineAbove int `toml:"combine_above"`
+	// RegistryCAs also trusts the CA files of every [registry.*].ca in RUN
+	// containers (how a buildx builder gets CAs: registrycas.go).
+	RegistryCAs bool `toml:"registry_cas"`
 }
 
 // defaultCACertsDir is the CA directory when neither [cacerts] dir nor

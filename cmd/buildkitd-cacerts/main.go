@@ -41,7 +41,7 @@ func init() {
 
 func main() {
 	cli.VersionPrinter = func(c *cli.Command) {
-		fmt.Println(c.Name, Version(), "buildkit", bkversion.Package, bkversion.Version, bkversion.Revision)
+		fmt.Println(versionLine(os.Args[0]))
 	}
 	defaults, err := defaultConf()
 	if err != nil {
@@ -92,6 +92,7 @@ func run(_ context.Context, c *cli.Command) error {
 	if err := applyCACertsFlags(c, &cc); err != nil {
 		return err
 	}
+	registryCAsEnabled = cc.RegistryCAs
 	if err := applyOCIFlags(c, &cfg); err != nil {
 		return err
 	}
@@ -138,6 +139,15 @@ func run(_ context.Context, c *cli.Command) error {
 	if err != nil {
 		return err
 	}
+	mpShutdown, err := setupMeterProvider(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer scancel()
+		mpShutdown(sctx)
+	}()
 	tp, err := newTracerProvider(ctx)
 	if err != nil {
 		return err

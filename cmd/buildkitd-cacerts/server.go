@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"expvar"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -172,6 +173,7 @@ func setupDebugHandlers(addr string) error {
 	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	m.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	m.Handle("/metrics", promhttp.Handler()) // upstream's and ours (metrics.go)
 	if !strings.Contains(addr, "://") {
 		addr = "tcp://" + addr
 	}

@@ -32,6 +32,14 @@ import (
 // labelCACerts is the worker label that says which buildkit-cacerts runs it.
 const labelCACerts = "buildkit-cacerts"
 
+// registryCAsEnabled is [cacerts] registry_cas, set by run before the worker
+// is made.
+var registryCAsEnabled bool
+
+// labelCACertsBuildKit is the worker label that says which BuildKit release
+// buildkit-cacerts embeds.
+const labelCACertsBuildKit = "buildkit-cacerts.buildkit"
+
 // newOCIWorker builds the OCI (runc) worker like upstream's
 // ociWorkerInitializer, with its executor wrapped. It returns (nil, nil) when
 // the worker is disabled, or is "auto" and no runc binary is found.
@@ -87,7 +95,7 @@ func newOCIWorker(ctx context.Context, cfg *config.Config, wrap executor.Options
 	if oc.MaxParallelism > 0 {
 		sem = semaphore.NewWeighted(int64(oc.MaxParallelism))
 	}
-	labels := map[string]string{labelCACerts: Version()}
+	labels := workerLabels()
 	for k, v := range oc.Labels {
 		labels[k] = v
 	}
@@ -96,6 +104,15 @@ func newOCIWorker(ctx context.Context, cfg *config.Config, wrap executor.Options
 		return nil, err
 	}
 	// The seam: every container the worker starts goes through Wrap.
+	cas, err := withRegistryCAs(wrap.CAs, cfg, registryCAsEnabled)
+	if err != nil {
+		return nil, err
+	}
+	if registryCAsEnabled {
+		bklog.G(ctx).WithField("files", len(registryCAFiles(cfg))).Info("cacerts: registry_cas: RUN containers also trust the [registry.*] ca files")
+	}
+	m := daemonMetrics()
+	wrap.Observer, wrap.CAs = m, m.watch(cas)
 	opt.Executor = executor.Wrap(opt.Executor, wrap)
 
 	opt.GCPolicy = gcPolicy(oc.GCConfig, cfg.Root)

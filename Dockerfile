@@ -1,0 +1,99 @@
+# buildkit-cacerts: the image a moby/buildkit user swaps in.
+#
+#   docker build -t buildkit-cacerts .                      # privileged, like moby/buildkit
+#   docker build -t buildkit-cacerts:rootless --target rootless .
+#
+# Like upstream's image: `buildkitd` is the entry command (extra arguments
+# pass through), buildctl and runc are inside, the config is
+# /etc/buildkit/buildkitd.toml, the state is VOLUME /var/lib/buildkit
+# (rootless: /home/user/.local/share/buildkit). The CA certificates RUN
+# containers trust are read from /usr/local/share/ca-certificates (both
+# targets): mount your CA directory there (docs/run.md).
+#
+# Every base image and version is a build argument whose default is what a
+# user would pull. Our tests build this file offline with our own daemon:
+# they point BASE_IMAGE at a local image and take the `binaries` stage from
+# prebuilt binaries (BINARIES=prebuilt and a named context), so no registry or module proxy is used.
+
+ARG GO_VERSION=1.26
+ARG DEBIAN_VERSION=bookworm
+ARG GOLANG_IMAGE=golang:${GO_VERSION}-${DEBIAN_VERSION}
+ARG BASE_IMAGE=debian:${DEBIAN_VERSION}-slim
+# The BuildKit release buildkit-cacerts embeds (go.mod) and whose buildctl
+# ships in the image; runc and RootlessKit releases.
+ARG BUILDKIT_VERSION=v0.34.2
+ARG RUNC_VERSION=v1.5.2
+ARG ROOTLESSKIT_VERSION=v2.3.6
+# Packages of the runtime image, like upstream's (git for git contexts,
+# pigz/xz for layers, iptables for CNI, fuse3 for fuse-overlayfs, uidmap
+# for rootless). Empty installs none (the offline test image).
+ARG RUNTIME_PACKAGES="ca-certificates git openssh-client pigz xz-utils iptables fuse3 uidmap"
+ARG BINARIES=binaries-from-source
+
+FROM ${GOLANG_IMAGE} AS gobuild
+RUN apt-get update && apt-get install -y --no-install-recommends libseccomp-dev pkg-config && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=""
+ARG REVISION=""
+ARG BUILDKIT_VERSION
+# The stamps upstream's binaries carry (hack/build-binaries.sh does the same).
+RUN set -e; \
+	v=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}; \
+	r=${REVISION:-$(git rev-parse HEAD 2>/dev/null || true)}; \
+	bk="-X github.com/moby/buildkit/version.Version=${BUILDKIT_VERSION} -X github.com/moby/buildkit/version.Package=github.com/moby/buildkit"; \
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$v -X main.revision=$r $bk" -o /out/buildkitd ./cmd/buildkitd-cacerts; \
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $bk" -o /out/buildctl github.com/moby/buildkit/cmd/buildctl
+ARG RUNC_VERSION
+ARG ROOTLESSKIT_VERSION
+RUN GOBIN=/out go install -trimpath -tags seccomp -ldflags "-s -w -X main.version=${RUNC_VERSION#v}" github.com/opencontainers/runc@${RUNC_VERSION} && \
+	CGO_ENABLED=0 GOBIN=/out go install -trimpath -ldflags "-s -w" github.com/rootless-containers/rootlesskit/v2/cmd/rootlesskit@${ROOTLESSKIT_VERSION}
+
+# binaries: buildkitd, buildctl, runc, rootlesskit at the root, compiled
+# above by default. BINARIES names another source: the tests pass prebuilt
+# ones (hack/build-binaries.sh) as a named context, so the Go stage is not
+# reached at all:
+#   --build-arg BINARIES=prebuilt --build-context prebuilt=DIR      (buildx)
+#   --opt build-arg:BINARIES=prebuilt --local prebuilt=DIR --opt context:prebuilt=local:prebuilt  (buildctl)
+FROM scratch AS binaries-from-source
+COPY --from=gobuild /out/ /
+
+FROM ${BINARIES} AS binaries
+
+FROM ${BASE_IMAGE} AS base
+ARG RUNTIME_PACKAGES
+RUN if [ -n "$RUNTIME_PACKAGES" ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $RUNTIME_PACKAGES && rm -rf /var/lib/apt/lists/*; \
+	fi
+COPY --from=binaries /buildkitd /buildctl /runc /usr/bin/
+RUN mkdir -p /etc/buildkit /usr/local/share/ca-certificates /var/lib/buildkit
+
+# release: privileged, like moby/buildkit:<version>.
+FROM base AS release
+VOLUME /var/lib/buildkit
+ENTRYPOINT ["buildkitd"]
+
+# rootless: like moby/buildkit:<version>-rootless (uid 1000, RootlessKit,
+# state under the user's home). Run with --security-opt seccomp=unconfined
+# --security-opt apparmor=unconfined (or --privileged) and
+# --oci-worker-no-process-sandbox, as upstream documents.
+FROM base AS rootless
+COPY --from=binaries /rootlesskit /usr/bin/
+RUN echo user:x:1000:1000:user:/home/user:/bin/sh >>/etc/passwd && \
+	echo user:x:1000: >>/etc/group && \
+	echo user:100000:65536 >/etc/subuid && echo user:100000:65536 >/etc/subgid && \
+	mkdir -p /run/user/1000 /home/user/.local/tmp /home/user/.local/share/buildkit /home/user/.config/buildkit && \
+	chown -R 1000:1000 /run/user/1000 /home/user && chmod 0700 /run/user/1000
+USER 1000:1000
+ENV HOME=/home/user
+ENV USER=user
+ENV XDG_RUNTIME_DIR=/run/user/1000
+ENV TMPDIR=/home/user/.local/tmp
+ENV BUILDKIT_HOST=unix:///run/user/1000/buildkit/buildkitd.sock
+VOLUME /home/user/.local/share/buildkit
+ENTRYPOINT ["rootlesskit", "buildkitd"]
+
+# The default target is the privileged image, like upstream.
+FROM release
