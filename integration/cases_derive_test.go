@@ -258,20 +258,22 @@ func derivedCases(e *matrixEnv, im *mxImage) []mxCase {
 		IgnoreContent: []string{ldconfigAux},
 	}))
 
-	// Self-check of the CA scan: the RUN writes the test CA (from the
-	// build context, on both daemons) to a file of its own only when it
-	// trusts the ca server, i.e. only with injection; the scan must
+	// Self-check of the CA scan: the RUN writes the intermediate (from
+	// the build context, on both daemons) to a file of its own only when
+	// it trusts the ca server, i.e. only with injection; the scan must
 	// report exactly that file, so a scan that sees nothing cannot pass
-	// unnoticed. (It does not depend on what the process sees in the
-	// store, which a fix of issue 11 may change.)
+	// unnoticed. The intermediate, not the test CA: the engine never
+	// installs it, so cacerts' sweep (which strips our CAs from whatever
+	// the exec wrote, the process's own copies included) leaves it, and
+	// the scan looks for it as for the CA.
 	leak := im.writeDir() + "/leak.pem"
 	cs = append(cs, mxCase{
 		Name: "scan-self-check",
 		Dockerfile: start + im.run(ctxMount, p+"if { "+e.clientCmd(im, im.Primary, "ca")+" ; } >/dev/null 2>&1; then "+
-			im.tool("cat")+" /mnt/ctx/test-ca.pem > "+leak+"; fi\n"),
-		Files:     map[string][]byte{"test-ca.pem": e.testCA.PEM},
+			im.tool("cat")+" /mnt/ctx/inter.pem > "+leak+"; fi\n"),
+		Files:     map[string][]byte{"inter.pem": e.inter.PEM},
 		Expect:    expectTrusted,
-		WantLeaks: []string{strings.TrimPrefix(leak, "/") + ": test CA in PEM block (CERTIFICATE)"},
+		WantLeaks: []string{strings.TrimPrefix(leak, "/") + ": intermediate in PEM block (CERTIFICATE)"},
 	})
 	return cs
 }

@@ -30,42 +30,24 @@ import (
 // "image/case". They are skipped through knownBug so the tree stays green;
 // CACERTS_KNOWN_BUGS=1 runs them.
 var knownBugs = map[string]string{
-	// Issue 11: steps that derive state from the trust store (the
-	// cases of cases_derive_test.go), found failing on main at 5229e19.
-	"debian-bookworm-tls/derive-deb":          "issue 11 (1), cacerts: the derived files keep the engine's CA (revert does not know files a process derived from the store)",
-	"debian-trixie-tls/derive-deb":            "issue 11 (1), cacerts: the derived files keep the engine's CA (revert does not know files a process derived from the store)",
-	"debian-bookworm-java/derive-deb":         "issue 11 (1), cacerts: the derived files keep the engine's CA (revert does not know files a process derived from the store)",
-	"debian-bookworm-min/derive-deb":          "issue 11 (1), cacerts: the derived files keep the engine's CA (revert does not know files a process derived from the store)",
-	"debian-bookworm-tls/jre-install":         "issue 11 (1), cacerts: ca-certificates-java's postinst builds etc/ssl/certs/java/cacerts with the engine's CA in it",
-	"debian-bookworm-java/keytool-import":     "issue 11 (2), cacerts: the keystore the command path wrote is kept with the engine's CA after keytool -importcert",
-	"debian-bookworm-java/chmod-keystore":     "issue 11 (2), cacerts: a chmod of the keystore keeps the command path's keystore, engine's CA included",
-	"debian-bookworm-tls/chmod-bundle":        "issue 11 (2), cacerts: a chmod of the bundle leaves the bundle's mtime at the install time",
-	"debian-trixie-tls/chmod-bundle":          "issue 11 (2), cacerts: a chmod of the bundle leaves the bundle's mtime at the install time",
-	"debian-bookworm-java/chmod-bundle":       "issue 11 (2), cacerts: a chmod of the bundle leaves the bundle's mtime at the install time",
-	"debian-bookworm-tls/rename-bundle":       "issue 11 (3), cacerts: the renamed bundle ca-certificates.crt.orig keeps the engine's CA",
-	"debian-trixie-tls/rename-bundle":         "issue 11 (3), cacerts: the renamed bundle ca-certificates.crt.orig keeps the engine's CA",
-	"debian-bookworm-java/rename-bundle":      "issue 11 (3), cacerts: the renamed bundle ca-certificates.crt.orig keeps the engine's CA",
-	"debian-bookworm-min/rename-bundle":       "issue 11 (3), cacerts: the renamed bundle ca-certificates.crt.orig keeps the engine's CA",
-	"busybox/rename-bundle":                   "issue 11 (3), cacerts: the renamed bundle ca-certificates.crt.orig keeps the engine's CA",
-	"scratch-go/rename-bundle":                "issue 11 (3), cacerts: the renamed bundle ca-certificates.crt.orig keeps the engine's CA",
-	"debian-bookworm-tls/rename-etc-ssl":      "issue 11 (3), cacerts: etc/ssl.dist keeps our bundle, hash link and anchor link (only with injection where the image had no /etc/ssl)",
-	"debian-trixie-tls/rename-etc-ssl":        "issue 11 (3), cacerts: etc/ssl.dist keeps our bundle, hash link and anchor link (only with injection where the image had no /etc/ssl)",
-	"debian-bookworm-java/rename-etc-ssl":     "issue 11 (3), cacerts: etc/ssl.dist keeps our bundle, hash link and anchor link (only with injection where the image had no /etc/ssl)",
-	"debian-bookworm-min/rename-etc-ssl":      "issue 11 (3), cacerts: etc/ssl.dist keeps our bundle, hash link and anchor link (only with injection where the image had no /etc/ssl)",
-	"busybox/rename-etc-ssl":                  "issue 11 (3), cacerts: etc/ssl.dist keeps our bundle, hash link and anchor link (only with injection where the image had no /etc/ssl)",
-	"scratch-go/rename-etc-ssl":               "issue 11 (3), cacerts: etc/ssl.dist keeps our bundle, hash link and anchor link (only with injection where the image had no /etc/ssl)",
-	"debian-bookworm-tls/link-bundle":         "issue 11 (3), cacerts: a hard link the process made to the bundle keeps the bundle with the engine's CA (revert gave the bundle a new inode)",
-	"debian-trixie-tls/link-bundle":           "issue 11 (3), cacerts: a hard link the process made to the bundle keeps the bundle with the engine's CA (revert gave the bundle a new inode)",
-	"debian-bookworm-java/link-bundle":        "issue 11 (3), cacerts: a hard link the process made to the bundle keeps the bundle with the engine's CA (revert gave the bundle a new inode)",
-	"debian-bookworm-min/link-bundle":         "issue 11 (3), cacerts: a hard link the process made to our bundle keeps it (etc/ssl/bundle.link only with injection)",
-	"busybox/link-bundle":                     "issue 11 (3), cacerts: a hard link the process made to our bundle keeps it (etc/ssl/bundle.link only with injection)",
-	"scratch-go/link-bundle":                  "issue 11 (3), cacerts: a hard link the process made to our bundle keeps it (etc/ssl/bundle.link only with injection)",
-	"debian-bookworm-tls/rename-anchors":      "issue 11 (3), cacerts: opt/anchors keeps our buildkit-*.crt anchor",
-	"debian-trixie-tls/rename-anchors":        "issue 11 (3), cacerts: opt/anchors keeps our buildkit-*.crt anchor",
-	"debian-bookworm-java/rename-anchors":     "issue 11 (3), cacerts: opt/anchors keeps our buildkit-*.crt anchor",
-	"debian-bookworm-java/same-ca":            "issue 11 (4), cacerts: the image's own copy of the engine's CA loses its hash link (etc/ssl/certs/<hash>.0 only without injection)",
-	"debian-bookworm-java/same-ca-fresh":      "issue 11 (4), cacerts: the image's own copy of the engine's CA loses its hash link (etc/ssl/certs/<hash>.0 only without injection)",
-	"debian-bookworm-min/install-cacerts-min": "issue 11 (5), cacerts: tlsget in the RUN that installs ca-certificates does not trust the engine's CA, and etc/ssl/certs/<hash>.0 -> ca-certificates.crt stays in the layer",
+	// Issue 11: steps that derive state from the trust store (the cases
+	// of cases_derive_test.go). On main at 5229e19 all 34 cells of these
+	// cases failed; with the sweep (c202c8c) these still do.
+	"debian-bookworm-tls/derive-deb":      "issue 11 (1), cacerts: the package's derived index (usr/share/derive-test/index: a sha256 and the name of every *.pem) still lists our buildkit-*.pem; the sweep strips the CA's bytes, not facts derived from them",
+	"debian-trixie-tls/derive-deb":        "issue 11 (1), cacerts: the package's derived index (usr/share/derive-test/index: a sha256 and the name of every *.pem) still lists our buildkit-*.pem; the sweep strips the CA's bytes, not facts derived from them",
+	"debian-bookworm-java/derive-deb":     "issue 11 (1), cacerts: the package's derived index (usr/share/derive-test/index: a sha256 and the name of every *.pem) still lists our buildkit-*.pem; the sweep strips the CA's bytes, not facts derived from them",
+	"debian-bookworm-min/derive-deb":      "issue 11 (1), cacerts: the sweep removes usr/share/derive-test/all.pem (0 bytes without injection: it held only our CA), and the index lists our hash file",
+	"debian-bookworm-java/rename-bundle":  "issue 11 (3), cacerts: etc/ssl/certs/ca-certificates.crt.orig keeps the install's mtime (content restored)",
+	"debian-bookworm-java/rename-etc-ssl": "issue 11 (3), cacerts: etc/ssl.dist/certs/ca-certificates.crt and java/cacerts keep the install's mtimes, and the keystore's bytes differ (same size)",
+	"debian-bookworm-min/rename-etc-ssl":  "issue 11 (3), cacerts: etc/, etc/ssl.dist/ and etc/ssl.dist/certs/ only with injection (the generic path's directories, moved, stay)",
+	"busybox/rename-etc-ssl":              "issue 11 (3), cacerts: etc/, etc/ssl.dist/ and etc/ssl.dist/certs/ only with injection (the generic path's directories, moved, stay)",
+	"scratch-go/rename-etc-ssl":           "issue 11 (3), cacerts: etc/, etc/ssl.dist/ and etc/ssl.dist/certs/ only with injection (the generic path's directories, moved, stay)",
+	"debian-bookworm-java/link-bundle":    "issue 11 (3), cacerts: etc/ssl/bundle.link (a hard link to the bundle) keeps the install's mtime",
+	"debian-bookworm-min/link-bundle":     "issue 11 (3), cacerts: etc/ and etc/ssl/ only with injection (the hard link into our directory went with the sweep, the directories stay)",
+	"busybox/link-bundle":                 "issue 11 (3), cacerts: etc/ and etc/ssl/ only with injection (the hard link into our directory went with the sweep, the directories stay)",
+	"scratch-go/link-bundle":              "issue 11 (3), cacerts: etc/ and etc/ssl/ only with injection (the hard link into our directory went with the sweep, the directories stay)",
+	"debian-bookworm-java/same-ca":        "issue 11 (4), cacerts: the image's own copy of the engine's CA is stripped from ca-certificates.crt and its etc/ssl/certs/<hash>.0 is missing (the command path's update-ca-certificates)",
+	"debian-bookworm-java/same-ca-fresh":  "issue 11 (4), cacerts: the image's own copy of the engine's CA is stripped from ca-certificates.crt and its etc/ssl/certs/<hash>.0 is missing (the command path's update-ca-certificates)",
 }
 
 // knownBug skips t naming a product bug that makes it fail.
