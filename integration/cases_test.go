@@ -51,6 +51,10 @@ const (
 	// expectInfo: outcomes are logged, not asserted (the process broke or
 	// replaced the trust store itself).
 	expectInfo
+	// expectOwnCA: the image holds the test CA itself (the Dockerfile
+	// added it): the ca and chain servers verify on both daemons, the
+	// control fails.
+	expectOwnCA
 )
 
 // want says whether a probe of srv must succeed, and whether it is
@@ -66,6 +70,8 @@ func (x expect) want(k daemonKind, srv string) (ok, asserted bool) {
 		return k == withCA, true
 	case expectInfo:
 		return false, false
+	case expectOwnCA:
+		return srv != "control", true
 	}
 	return k == withCA && srv != "control", true
 }
@@ -77,7 +83,7 @@ type mxCase struct {
 
 	Dockerfile string            // {{N}} is the variant number when Concurrent > 1
 	Files      map[string][]byte // build context files
-	Debs       string            // suite whose ca-certificates .deb the named context "debs" holds
+	Debs       string            // the named context "debs": a suite (its ca-certificates .deb) or a .deb set (matrixEnv.debDirs)
 	Expect     expect
 	// Check makes further assertions on one build's output.
 	Check func(t *testing.T, k daemonKind, logs string)
@@ -87,6 +93,14 @@ type mxCase struct {
 	// (each the suffix of one reported line, nothing else): the harness's
 	// self-check that a trace is seen.
 	WantDiffs []string
+	// IgnoreContent are paths whose content two builds of the step never
+	// write alike (layerdiff.Options.IgnoreContent); the CA scan still
+	// reads them.
+	IgnoreContent []string
+	// WantLeaks, when set, are the findings the CA scan must report (each
+	// the suffix of one, nothing else), and the comparison may report
+	// only the same paths: the scan's self-check.
+	WantLeaks []string
 }
 
 // header is the stages every Dockerfile starts with: tlsget's image and
@@ -375,6 +389,7 @@ func matrixCases(e *matrixEnv, im *mxImage) []mxCase {
 		Expect:    expectTrusted,
 		WantDiffs: planted(im.writeDir()),
 	})
+	cs = append(cs, derivedCases(e, im)...)
 	cs = append(cs, mxCase{
 		Name:       "concurrent-8",
 		Dockerfile: start + im.run("", "echo {{N}} > "+im.writeDir()+"/variant\n"+p),

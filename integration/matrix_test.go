@@ -16,7 +16,9 @@ import (
 	"github.com/moby/buildkit/client"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/buildkit-cacerts/buildkit-cacerts/cacerts"
 	"github.com/buildkit-cacerts/buildkit-cacerts/internal/harness"
+	"github.com/buildkit-cacerts/buildkit-cacerts/internal/layerdiff"
 	"github.com/buildkit-cacerts/buildkit-cacerts/internal/testenv"
 	"github.com/buildkit-cacerts/buildkit-cacerts/internal/testimages"
 )
@@ -103,7 +105,11 @@ type matrixEnv struct {
 
 	scratchGoRef, busyboxRef string
 	images                   []*mxImage
-	debDirs                  map[string]string // suite → a directory holding only its ca-certificates .deb
+	// debDirs are the directories the named context "debs" can be (mxCase.Debs):
+	// a suite ("bookworm", "trixie": only its ca-certificates .deb), or
+	// a .deb set (debsJRE, debsCACertsMin, debsDerive).
+	debDirs map[string]string
+	needles []layerdiff.Needle // the test CA and the intermediate, for the CA scan
 
 	sem     chan struct{}
 	results *matrixResults
@@ -186,17 +192,34 @@ func newMatrixEnv(t *testing.T) *matrixEnv {
 		}
 	}
 	e.scratchGoRef, e.busyboxRef = refs[testimages.ScratchGo], refs[testimages.Busybox]
-	for _, suite := range []string{"bookworm", "trixie"} {
+	copyDebs := func(debs ...string) string {
 		dir := t.TempDir()
-		deb := testimages.CACertsDeb(t, suite)
-		b, err := os.ReadFile(deb)
+		for _, deb := range debs {
+			b, err := os.ReadFile(deb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, filepath.Base(deb)), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir
+	}
+	for _, suite := range []string{"bookworm", "trixie"} {
+		e.debDirs[suite] = copyDebs(testimages.CACertsDeb(t, suite))
+	}
+	e.debDirs[debsJRE] = copyDebs(testimages.Debs(t, testimages.JREDebsBookworm)...)
+	e.debDirs[debsCACertsMin] = copyDebs(testimages.Debs(t, testimages.CACertsClosureBookworm)...)
+	e.debDirs[debsDerive] = buildDeriveDeb(t)
+	for _, ca := range []struct {
+		name string
+		ca   *harness.CA
+	}{{"test CA", e.testCA}, {"intermediate", e.inter}} {
+		h, err := cacerts.SubjectHash(ca.ca.Cert.RawSubject)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, filepath.Base(deb)), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		e.debDirs[suite] = dir
+		e.needles = append(e.needles, layerdiff.Needle{Name: ca.name, Cert: ca.ca.Cert, SubjectHash: fmt.Sprintf("%08x", h)})
 	}
 
 	// Two daemons, on the binary every test of the process shares. The

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/buildkit-cacerts/buildkit-cacerts/internal/harness"
 )
 
 // TestMatrixPieces checks the matrix's pure parts without root: the
@@ -25,6 +27,10 @@ func TestMatrixPieces(t *testing.T) {
 		{expectAppended, emptyCA, "ca", false, true},
 		{expectAppended, withCA, "ca", true, true},
 		{expectInfo, withCA, "ca", false, false},
+		{expectOwnCA, emptyCA, "ca", true, true},
+		{expectOwnCA, emptyCA, "chain", true, true},
+		{expectOwnCA, withCA, "control", false, true},
+		{expectOwnCA, emptyCA, "control", false, true},
 	} {
 		ok, must := tc.x.want(tc.k, tc.srv)
 		if ok != tc.ok || must != tc.must {
@@ -65,5 +71,43 @@ func TestMatrixPieces(t *testing.T) {
 	}
 	if w := whyLine(logs, "main", "curl", "control"); !strings.Contains(w, "SSL certificate problem") {
 		t.Errorf("whyLine = %q", w)
+	}
+}
+
+// TestKnownBugsNameCells: every knownBugs key is "image/case" of a case that
+// runs on that image (a stale key would hide nothing and mislead).
+func TestKnownBugsNameCells(t *testing.T) {
+	e := &matrixEnv{servers: map[string]server{"ca": {}, "chain": {}, "control": {}}}
+	var err error
+	for _, ca := range []**harness.CA{&e.testCA, &e.inter, &e.controlCA} {
+		if *ca, err = harness.NewCA("unit"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cells := map[string]bool{}
+	for _, im := range matrixImages() {
+		im.Ref = "r/" + im.Name
+		for _, c := range matrixCases(e, im) {
+			if c.skip == "" {
+				cells[im.Name+"/"+c.Name] = true
+			}
+		}
+	}
+	for k := range knownBugs {
+		if !cells[k] {
+			t.Errorf("knownBugs[%q]: no such cell runs", k)
+		}
+	}
+}
+
+func TestLeakDiffs(t *testing.T) {
+	paths := []string{"tmp/leak.pem"}
+	if !leakDiffs([]string{"layer 2: tmp: only with injection (dir)", "layer 2: tmp/leak.pem: only with injection (file, 692 bytes)"}, paths) {
+		t.Error("the leak and its directory: not accepted")
+	}
+	for _, d := range []string{"layer 2: tmp/other: only with injection (file, 1 bytes)", "layer 2: tm: only with injection (dir)", "layer 1: etc/ssl/certs/x.pem: only with injection (file, 9 bytes)"} {
+		if leakDiffs([]string{d}, paths) {
+			t.Errorf("%q accepted as the leak's", d)
+		}
 	}
 }

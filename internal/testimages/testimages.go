@@ -45,6 +45,12 @@ const (
 	RefName     = factory.RefName // every layout's image is tagged "latest"
 )
 
+// .deb sets (Debs).
+const (
+	JREDebsBookworm        = factory.JREDebsBookworm        // what DebianBookwormTLS lacks for default-jre-headless
+	CACertsClosureBookworm = factory.CACertsClosureBookworm // ca-certificates + what DebianBookwormMin lacks for it
+)
+
 // Images returns all image names.
 func Images() []string { return factory.Images() }
 
@@ -144,4 +150,16 @@ func CACertsDeb(t testing.TB, suite string) string {
 		t.Fatalf("testimages: %s: want one .deb, have %v", res.Name, res.Debs)
 	}
 	return res.Debs[0]
+}
+
+// Debs returns the cached .deb files of a .deb set (JREDebsBookworm,
+// CACertsClosureBookworm, …), for installing them together with dpkg -i
+// without a network. They are shared: do not modify them.
+func Debs(t testing.TB, name string) []string {
+	t.Helper()
+	res := get(t, name)
+	if len(res.Debs) == 0 {
+		t.Fatalf("testimages: %s holds no .deb", name)
+	}
+	return res.Debs
 }

@@ -379,3 +379,25 @@ func TestReinstallCACertsOffline(t *testing.T) {
 		t.Error("bundle lost after reinstall")
 	}
 }
+
+// TestDebSets: the .deb sets hold the packages their users dpkg -i.
+func TestDebSets(t *testing.T) {
+	for name, want := range map[string][]string{
+		JREDebsBookworm:        {"default-jre-headless", "openjdk-17-jre-headless", "ca-certificates-java", "java-common", "libnss3"},
+		CACertsClosureBookworm: {"ca-certificates", "openssl", "libssl3"},
+	} {
+		have := map[string]bool{}
+		for _, deb := range Debs(t, name) {
+			out, err := exec.Command("dpkg-deb", "--field", deb, "Package").Output()
+			if err != nil {
+				t.Fatalf("%s: %v", deb, err)
+			}
+			have[strings.TrimSpace(string(out))] = true
+		}
+		for _, p := range want {
+			if !have[p] {
+				t.Errorf("%s: no %s among %v", name, p, have)
+			}
+		}
+	}
+}

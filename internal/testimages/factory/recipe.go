@@ -25,7 +25,33 @@ const (
 
 	// CACertsDebPrefix + suite names the cached ca-certificates .deb of a suite.
 	CACertsDebPrefix = "ca-certificates-deb-"
+
+	// JREDebsBookworm is the .deb set that installs a Java runtime
+	// (default-jre-headless → openjdk-17-jre-headless, ca-certificates-java)
+	// with dpkg -i on DebianBookwormTLS, which has no Java: the packages
+	// and dependencies that image lacks (issue 11: a postinst that builds
+	// /etc/ssl/certs/java/cacerts from /etc/ssl/certs/*.pem).
+	JREDebsBookworm = "jre-debs-bookworm"
+	// CACertsClosureBookworm is ca-certificates with the dependencies
+	// DebianBookwormMin lacks (openssl, libssl3), for dpkg -i there.
+	CACertsClosureBookworm = "ca-certificates-closure-bookworm"
 )
+
+// jrePackages is what DebianBookwormTLS lacks for default-jre-headless: the
+// packages of DebianBookwormJava's dpkg status (plus the default-jre-headless
+// metapackage) that DebianBookwormTLS's does not list. To recompute after a
+// change of either image:
+//
+//	comm -13 <(pkgs debian-bookworm-tls) <(pkgs debian-bookworm-java)
+//
+// with pkgs listing the installed packages of rootfs.tar's var/lib/dpkg/status.
+var jrePackages = []string{
+	"ca-certificates-java", "default-jre-headless", "fontconfig-config", "fonts-dejavu-core", "java-common",
+	"libasound2", "libasound2-data", "libavahi-client3", "libavahi-common-data", "libavahi-common3",
+	"libcups2", "libdbus-1-3", "libfontconfig1", "libfreetype6", "libglib2.0-0", "libgraphite2-3",
+	"libharfbuzz0b", "libjpeg62-turbo", "liblcms2-2", "libnspr4", "libnss3", "libpcsclite1",
+	"libpng16-16", "openjdk-17-jre-headless",
+}
 
 // Kinds of recipes.
 const (
@@ -133,6 +159,8 @@ func Recipes() map[string]Recipe {
 		}(),
 		{Name: CACertsDebPrefix + "bookworm", Kind: KindDeb, Suite: "bookworm", Packages: []string{"ca-certificates"}, Epoch: Epoch},
 		{Name: CACertsDebPrefix + "trixie", Kind: KindDeb, Suite: "trixie", Packages: []string{"ca-certificates"}, Epoch: Epoch},
+		{Name: JREDebsBookworm, Kind: KindDeb, Suite: "bookworm", Packages: jrePackages, Epoch: Epoch},
+		{Name: CACertsClosureBookworm, Kind: KindDeb, Suite: "bookworm", Packages: []string{"ca-certificates", "libssl3", "openssl"}, Epoch: Epoch},
 	}
 	m := make(map[string]Recipe, len(rs))
 	for _, r := range rs {
