@@ -38,5 +38,9 @@ set +e
 go test -json -count=1 -timeout 40m ./... | bin/testsum
 rc=${PIPESTATUS[1]}
 set -e
+
+# Fuzz targets for a bounded time each (hack/fuzz.sh; long runs: FUZZTIME=10m).
+echo "== fuzz (every Fuzz target, ${CI_FUZZTIME:-10s} each)"
+FUZZTIME=${CI_FUZZTIME:-10s} bash hack/fuzz.sh || rc=1
 echo "hack/test.sh: total $(($(date +%s) - start))s"
 exit "$rc"
