@@ -2,7 +2,9 @@ package integration
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -25,6 +27,7 @@ import (
 	"github.com/buildkit-cacerts/buildkit-cacerts/internal/harness"
 	"github.com/buildkit-cacerts/buildkit-cacerts/internal/testenv"
 	"github.com/buildkit-cacerts/buildkit-cacerts/internal/testimages"
+	"github.com/buildkit-cacerts/buildkit-cacerts/internal/testimages/factory"
 )
 
 // The fault suite's environment (issue 12): one registry holding
@@ -32,6 +35,37 @@ import (
 // and per fault kind a daemon whose trials all end with the same checks
 // (faultDaemon.check): the pushed image, the local cache export and the
 // daemon's whole root hold none of our CAs, and the daemon still answers.
+
+var (
+	faultBinOnce sync.Once
+	faultBin     string
+	faultBinErr  error
+)
+
+// faultBinary builds cmd/buildkitd-cacerts once per test process into a
+// directory named after this module's root, not the fixed
+// /tmp/buildkitd-cacerts-integration of daemonBinary: that path is shared by
+// every checkout on the machine, so a restart (a kill trial) could start
+// another checkout's daemon, built between our build and our restart.
+func faultBinary(t *testing.T) string {
+	t.Helper()
+	faultBinOnce.Do(func() {
+		root, err := factory.FindRepoRoot()
+		if err != nil {
+			faultBinErr = err
+			return
+		}
+		sum := sha256.Sum256([]byte(root))
+		dir := filepath.Join(os.TempDir(), "buildkitd-cacerts-faults-"+hex.EncodeToString(sum[:6]))
+		var bins harness.Binaries
+		bins, faultBinErr = harness.BuildBinaries(context.Background(), dir, false)
+		faultBin = bins.Daemon
+	})
+	if faultBinErr != nil {
+		t.Fatal(faultBinErr)
+	}
+	return faultBin
+}
 
 // faultTrials is how many trials each kind runs: CACERTS_FAULT_TRIALS, 1 by
 // default (the CI sample; hack/faults.sh runs the full campaign).
@@ -188,7 +222,7 @@ type faultDaemon struct {
 // empty (a tmpfs), and stops it when the test ends.
 func (e *faultEnv) startFaultDaemon(t *testing.T, kind string, cfg harness.DaemonConfig, root string) *faultDaemon {
 	t.Helper()
-	cfg.Binary, cfg.Debug = daemonBinary(t), true
+	cfg.Binary, cfg.Debug = faultBinary(t), true
 	if cfg.TOML == "" {
 		cfg.TOML = e.toml
 	}
