@@ -25,14 +25,15 @@ import (
 // TestSoak (issue 12): CACERTS_SOAK_BUILDS concurrent builds (2 by default;
 // hack/soak.sh: 8) of CACERTS_SOAK_STEPS RUN steps each (10; hack/soak.sh:
 // 100) on the same base image, bounded by CACERTS_SOAK_TIMEOUT (20m). It
-// runs once on a daemon whose CA directory is empty (the wrapper passes
-// through: the baseline) and once with the test CA, and reports failures,
+// runs on two daemons at once (same load): one whose CA directory is empty
+// (the wrapper passes through: the baseline) and one with the test CA, and
+// reports failures,
 // p50/p99 of the RUN steps' durations on each and their difference (the
 // per-step overhead), and the daemon's goroutines, open fds, RSS and mounts
 // under its root before the builds and after them (after a settle). Every
 // build's image is pushed and scanned for the CA. It fails on any failed
-// step, any CA found, or resources that grew past a bound (goroutines +50,
-// fds +50, mounts +0 after settling).
+// step, any CA found, mounts left under a daemon's root, or goroutines / fds
+// that grew with the CA more than on the baseline (+20 / +10).
 func TestSoak(t *testing.T) {
 	e := newFaultEnv(t)
 	builds := envInt(t, "CACERTS_SOAK_BUILDS", 2)
@@ -45,13 +46,38 @@ func TestSoak(t *testing.T) {
 		}
 		timeout = d
 	}
+	// Both daemons at once: on a shared machine they see the same load, so
+	// the difference is ours, not the neighbours'.
 	report := map[string]*soakResult{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
 	for _, label := range []string{"empty-ca", "with-ca"} {
-		r := e.soak(t, label, builds, steps, timeout)
-		report[label] = r
-		t.Logf("%s: %s", label, r)
+		fd := e.startSoakDaemon(t, label)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := e.soak(t, fd, label, builds, steps, timeout)
+			mu.Lock()
+			report[label] = r
+			mu.Unlock()
+			t.Logf("%s: %s", label, r)
+		}()
 	}
+	wg.Wait()
 	base, with := report["empty-ca"], report["with-ca"]
+	if base == nil || with == nil {
+		t.Fatal("a soak did not report")
+	}
+	// Leaks are judged against the baseline: BuildKit itself keeps some
+	// goroutines and fds after builds (sessions, history, pools; measured
+	// 26 → 82 goroutines on the baseline after 8 × 100), what is ours is
+	// the growth beyond that.
+	if g, b := with.After.Goroutines-with.Before.Goroutines, base.After.Goroutines-base.Before.Goroutines; g > b+20 {
+		t.Errorf("goroutines grew by %d with the CA, %d on the baseline: a leak of ours", g, b)
+	}
+	if f, b := with.After.FDs-with.Before.FDs, base.After.FDs-base.Before.FDs; f > b+10 {
+		t.Errorf("open fds grew by %d with the CA, %d on the baseline: a leak of ours", f, b)
+	}
 	summary := fmt.Sprintf("soak %d builds × %d RUN steps: failures %d (baseline %d); per-step p50 %s → %s (overhead %s), p99 %s → %s (overhead %s)",
 		builds, steps, with.Failures, base.Failures,
 		ms(base.P50), ms(with.P50), ms(with.P50-base.P50), ms(base.P99), ms(with.P99), ms(with.P99-base.P99))
@@ -104,19 +130,24 @@ func (r *soakResult) String() string {
 		r.Builds, r.Steps, r.Wall.Round(time.Second), r.Failures, ms(r.P50), ms(r.P99), r.Before, r.After, float64(r.PeakRSS)/(1<<20))
 }
 
-func (e *faultEnv) soak(t *testing.T, label string, builds, steps int, timeout time.Duration) *soakResult {
+// startSoakDaemon starts one soak daemon, with pprof on a free port.
+func (e *faultEnv) startSoakDaemon(t *testing.T, label string) *faultDaemon {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	debugAddr := l.Addr().String()
+	cfg := harness.DaemonConfig{DebugAddr: l.Addr().String()}
 	l.Close()
-	cfg := harness.DaemonConfig{DebugAddr: debugAddr}
 	if label == "empty-ca" {
 		cfg.CADir = caDir(t)
 	}
-	fd := e.startFaultDaemon(t, "soak-"+label, cfg, "")
+	return e.startFaultDaemon(t, "soak-"+label, cfg, "")
+}
+
+// soak runs the builds on fd; it may run in a goroutine (no Fatal).
+func (e *faultEnv) soak(t *testing.T, fd *faultDaemon, label string, builds, steps int, timeout time.Duration) *soakResult {
+	debugAddr := fd.cfg.DebugAddr
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	// Warm: the base pulled and one exec run, so "before" is a daemon
@@ -198,12 +229,6 @@ func (e *faultEnv) soak(t *testing.T, label string, builds, steps int, timeout t
 	if res.Failures > 0 {
 		t.Errorf("%s: %d failures: %v", label, res.Failures, res.Errors)
 	}
-	if res.After.Goroutines > res.Before.Goroutines+50 {
-		t.Errorf("%s: goroutines %d → %d: a leak", label, res.Before.Goroutines, res.After.Goroutines)
-	}
-	if res.After.FDs > res.Before.FDs+50 {
-		t.Errorf("%s: open fds %d → %d: a leak", label, res.Before.FDs, res.After.FDs)
-	}
 	if res.After.Mounts > res.Before.Mounts {
 		t.Errorf("%s: mounts under the daemon root %d → %d: a leak", label, res.Before.Mounts, res.After.Mounts)
 	}
@@ -218,25 +243,26 @@ func (e *faultEnv) resources(t *testing.T, fd *faultDaemon, debugAddr string) so
 	var r soakResources
 	resp, err := http.Get("http://" + debugAddr + "/debug/pprof/goroutine?debug=1")
 	if err != nil {
-		t.Fatalf("reading goroutines: %v", err)
+		t.Errorf("reading goroutines: %v", err)
+		return r
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	line, _, _ := strings.Cut(string(b), "\n")
 	if _, err := fmt.Sscanf(line, "goroutine profile: total %d", &r.Goroutines); err != nil {
-		t.Fatalf("goroutine profile %q: %v", line, err)
+		t.Errorf("goroutine profile %q: %v", line, err)
 	}
 	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", fd.d.PID()))
 	if err != nil {
-		t.Fatal(err)
+		t.Error(err)
 	}
 	r.FDs = len(ents)
 	if r.RSS, err = harness.RSS(fd.d.PID()); err != nil {
-		t.Fatal(err)
+		t.Error(err)
 	}
 	mi, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		t.Fatal(err)
+		t.Error(err)
 	}
 	root := filepath.Clean(fd.d.Root) + "/"
 	for _, l := range strings.Split(string(mi), "\n") {
