@@ -98,3 +98,30 @@ func TestCrashRecovery(t *testing.T) {
 	_, err = fd.build(ctx, trialBuild{Dockerfile: df, Push: ref})
 	fd.check(t, ctx, trialOutcome{name: "crash/rebuild", pushed: ref, buildErr: err, mustOK: true}, 10*time.Second)
 }
+
+// TestCrashRecoveryKeepsCacheMounts: the start-up recovery removes only
+// what a killed exec left; a cache mount (a mutable record too) written by
+// a finished build survives a SIGKILL and restart with its contents.
+func TestCrashRecoveryKeepsCacheMounts(t *testing.T) {
+	e := newFaultEnv(t)
+	fd := e.startFaultDaemon(t, "crash-cache", harness.DaemonConfig{}, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	nonce := rand.Int64()
+	df := fmt.Sprintf("FROM %s\nRUN --mount=type=cache,target=/c,id=keep echo kept-%d > /c/f\n", e.image, nonce)
+	if logs, err := fd.build(ctx, trialBuild{Dockerfile: df}); err != nil {
+		t.Fatalf("build: %v\n%s", err, logs)
+	}
+	if err := fd.restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	df = fmt.Sprintf("FROM %s\nRUN --mount=type=cache,target=/c,id=keep echo read-%d; cat /c/f\n", e.image, rand.Int64())
+	logs, err := fd.build(ctx, trialBuild{Dockerfile: df})
+	if err != nil {
+		t.Fatalf("build after the restart: %v\n%s", err, logs)
+	}
+	if want := fmt.Sprintf("kept-%d", nonce); !strings.Contains(logs, want) {
+		t.Errorf("the cache mount lost its contents across the restart: want %q in\n%s", want, logs)
+	}
+	fd.check(t, ctx, trialOutcome{name: "crash-cache", mustOK: true, warm: true}, 10*time.Second)
+}
