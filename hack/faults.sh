@@ -26,7 +26,7 @@ export CACERTS_FAULT_BUDGET=${BUDGET:-}
 start=$(date +%s)
 set +e
 nice -n 10 go test -count=1 -timeout "${TIMEOUT:-8h}" -parallel "${PARALLEL:-11}" \
-	-run '^(TestFaults|TestFaultChecksCanFail|TestCrashRecovery)$' -v ./integration >"$out/go-test.log" 2>&1
+	-run '^(TestFaults|TestFaultChecksCanFail|TestCrashRecovery|TestCrashRecoveryKeepsCacheMounts)$' -v ./integration >"$out/go-test.log" 2>&1
 rc=$?
 set -e
 grep -E '^(--- |ok|FAIL|PASS)|^\s+--- ' "$out/go-test.log" || true
