@@ -53,5 +53,9 @@ if [[ $rc -eq 0 && $(cat "$benchrc") != 0 ]]; then
 fi
 rm -f "$benchrc"
 set -e
+
+# Fuzz targets for a bounded time each (hack/fuzz.sh; long runs: FUZZTIME=10m).
+echo "== fuzz (every Fuzz target, ${CI_FUZZTIME:-10s} each)"
+FUZZTIME=${CI_FUZZTIME:-10s} bash hack/fuzz.sh || rc=1
 echo "hack/test.sh: total $(($(date +%s) - start))s"
 exit "$rc"

@@ -125,7 +125,11 @@ func newOCIWorker(ctx context.Context, cfg *config.Config, wrap executor.Options
 		}
 		opt.Platforms = p
 	}
-	return base.NewWorker(ctx, opt)
+	w, err := base.NewWorker(ctx, opt)
+	if err != nil {
+		return nil, err
+	}
+	return w, recoverAfterCrash(ctx, w, opt)
 }
 
 // validOCIBinary reports whether a runc binary can be found, like upstream.
