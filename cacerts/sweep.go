@@ -459,6 +459,10 @@ func (s *sweeper) cleanFile(f sweepFile, userCAs map[int]bool) error {
 	// A file we wrote, under another name (a rename, a hard link: the same
 	// inode) or copied (cp -a, mv across directories: the same content):
 	// what the run without us would have there is the base file.
+	// A file we wrote, under another name or copied: a copy is recognised
+	// by content alone, since a plain cp gets a new mtime (a file the
+	// process wrote that happens to hold exactly what we wrote is taken
+	// for a copy too).
 	x := s.j.sameInode(now)
 	if x == nil {
 		x = s.j.wroteContent(data)

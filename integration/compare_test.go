@@ -33,21 +33,10 @@ var knownBugs = map[string]string{
 	// Issue 11: steps that derive state from the trust store (the cases
 	// of cases_derive_test.go). On main at 5229e19 all 34 cells of these
 	// cases failed; with the sweep (c202c8c) these still do.
-	"debian-bookworm-tls/derive-deb":      "issue 11 (1), cacerts: the package's derived index (usr/share/derive-test/index: a sha256 and the name of every *.pem) still lists our buildkit-*.pem; the sweep strips the CA's bytes, not facts derived from them",
-	"debian-trixie-tls/derive-deb":        "issue 11 (1), cacerts: the package's derived index (usr/share/derive-test/index: a sha256 and the name of every *.pem) still lists our buildkit-*.pem; the sweep strips the CA's bytes, not facts derived from them",
-	"debian-bookworm-java/derive-deb":     "issue 11 (1), cacerts: the package's derived index (usr/share/derive-test/index: a sha256 and the name of every *.pem) still lists our buildkit-*.pem; the sweep strips the CA's bytes, not facts derived from them",
-	"debian-bookworm-min/derive-deb":      "issue 11 (1), cacerts: the sweep removes usr/share/derive-test/all.pem (0 bytes without injection: it held only our CA), and the index lists our hash file",
-	"debian-bookworm-java/rename-bundle":  "issue 11 (3), cacerts: etc/ssl/certs/ca-certificates.crt.orig keeps the install's mtime (content restored)",
-	"debian-bookworm-java/rename-etc-ssl": "issue 11 (3), cacerts: etc/ssl.dist/certs/ca-certificates.crt and java/cacerts keep the install's mtimes, and the keystore's bytes differ (same size)",
-	"debian-bookworm-min/rename-etc-ssl":  "issue 11 (3), cacerts: etc/, etc/ssl.dist/ and etc/ssl.dist/certs/ only with injection (the generic path's directories, moved, stay)",
-	"busybox/rename-etc-ssl":              "issue 11 (3), cacerts: etc/, etc/ssl.dist/ and etc/ssl.dist/certs/ only with injection (the generic path's directories, moved, stay)",
-	"scratch-go/rename-etc-ssl":           "issue 11 (3), cacerts: etc/, etc/ssl.dist/ and etc/ssl.dist/certs/ only with injection (the generic path's directories, moved, stay)",
-	"debian-bookworm-java/link-bundle":    "issue 11 (3), cacerts: etc/ssl/bundle.link (a hard link to the bundle) keeps the install's mtime",
-	"debian-bookworm-min/link-bundle":     "issue 11 (3), cacerts: etc/ and etc/ssl/ only with injection (the hard link into our directory went with the sweep, the directories stay)",
-	"busybox/link-bundle":                 "issue 11 (3), cacerts: etc/ and etc/ssl/ only with injection (the hard link into our directory went with the sweep, the directories stay)",
-	"scratch-go/link-bundle":              "issue 11 (3), cacerts: etc/ and etc/ssl/ only with injection (the hard link into our directory went with the sweep, the directories stay)",
-	"debian-bookworm-java/same-ca":        "issue 11 (4), cacerts: the image's own copy of the engine's CA is stripped from ca-certificates.crt and its etc/ssl/certs/<hash>.0 is missing (the command path's update-ca-certificates)",
-	"debian-bookworm-java/same-ca-fresh":  "issue 11 (4), cacerts: the image's own copy of the engine's CA is stripped from ca-certificates.crt and its etc/ssl/certs/<hash>.0 is missing (the command path's update-ca-certificates)",
+	"debian-bookworm-tls/derive-deb":  "issue 11 (1), cacerts: the package's derived index (usr/share/derive-test/index: a sha256 and the name of every *.pem) still lists our buildkit-*.pem; the sweep strips the CA's bytes, not facts derived from them",
+	"debian-trixie-tls/derive-deb":    "issue 11 (1), cacerts: the package's derived index (usr/share/derive-test/index: a sha256 and the name of every *.pem) still lists our buildkit-*.pem; the sweep strips the CA's bytes, not facts derived from them",
+	"debian-bookworm-java/derive-deb": "issue 11 (1), cacerts: the package's derived index (usr/share/derive-test/index: a sha256 and the name of every *.pem) still lists our buildkit-*.pem; the sweep strips the CA's bytes, not facts derived from them",
+	"debian-bookworm-min/derive-deb":  "issue 11 (1), cacerts: the package's derived index (usr/share/derive-test/index) lists our hash file, and all.pem (0 bytes without injection) held exactly our hash file's content, so the sweep takes it for a copy and removes it; the sweep strips the CA's bytes, not facts derived from them",
 }
 
 // knownBug skips t naming a product bug that makes it fail.
