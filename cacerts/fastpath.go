@@ -200,7 +200,7 @@ func (p *Plan) applyFast(fsys FS, j *Journal) error {
 
 	// The bundle's tail must be the existing local anchors, in sort order.
 	existing := p.existing
-	be, err := j.record(fsys, bundle, true)
+	be, err := j.recordRead(fsys, bundle, p.bundle)
 	if err != nil {
 		return err
 	}

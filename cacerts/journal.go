@@ -187,6 +187,30 @@ func (j *Journal) record(fsys FS, p string, keep bool) (*entry, error) {
 	return e, nil
 }
 
+// recordRead is record with keep, reusing the content the plan already
+// read for p when the file is still that size (nothing runs in the
+// container between the plan and the install).
+func (j *Journal) recordRead(fsys FS, p string, read bundleRead) (*entry, error) {
+	if _, ok := j.byPath[p]; ok || read.path != p || read.data == nil {
+		return j.record(fsys, p, true)
+	}
+	s, err := lstat(fsys, p, false)
+	if err != nil {
+		return nil, fmt.Errorf("recording %s: %w", p, err)
+	}
+	if s.isReg() && s.size == int64(len(read.data)) {
+		s.data, s.kept = read.data, true
+	} else if s.isReg() {
+		if s, err = lstat(fsys, p, true); err != nil {
+			return nil, fmt.Errorf("recording %s: %w", p, err)
+		}
+	}
+	e := &entry{path: p, base: s}
+	j.entries = append(j.entries, e)
+	j.byPath[p] = e
+	return e, nil
+}
+
 // recordParent journals the directory holding p, whose mtime changes when
 // an entry in it is created, renamed or removed.
 func (j *Journal) recordParent(fsys FS, p string) error {

@@ -86,11 +86,12 @@ type Plan struct {
 	d        *distro.Distro
 	set      *Set
 	opt      Options
-	argv     []string // command path: the update command found
-	existing []string // fast path: the local anchors already there
-	combined bool     // the anchors are one file, CombinedName
-	skipped  int      // engine CAs not installed: the image already trusts them
-	budget   *budget  // Apply: what this install may still read and write
+	argv     []string   // command path: the update command found
+	existing []string   // fast path: the local anchors already there
+	combined bool       // the anchors are one file, CombinedName
+	skipped  int        // engine CAs not installed: the image already trusts them
+	budget   *budget    // Apply: what this install may still read and write
+	bundle   bundleRead // the primary bundle as the plan read it
 }
 
 // NewPlan chooses how to install set into the root fsys, whose distribution
@@ -111,7 +112,9 @@ func NewPlan(ctx context.Context, fsys FS, d *distro.Distro, set *Set, opt Optio
 	// A CA the image already trusts is not installed again: our copy would
 	// take the image's own hash link (rehash keeps the first of two equal
 	// certificates), and revert would leave the image without one.
-	if held := trustedAlready(fsys, d.Layout, set); len(held) > 0 {
+	held, read := trustedAlready(fsys, d.Layout, set)
+	p.bundle = read
+	if len(held) > 0 {
 		p.set = &Set{}
 		for _, c := range set.Certs {
 			if !held[c.SHA256] {

@@ -305,6 +305,11 @@ func (s *sweeper) removeCreatedDirs() {
 	created := map[devIno]*entry{}
 	for _, e := range s.j.entries {
 		if !e.base.exists && e.ours.isDir() {
+			if list := s.j.pkgCreated[e.path]; list != "" {
+				if _, err := s.fsys.Lstat(fsName(list)); err == nil {
+					continue // the process installed the package that ships it
+				}
+			}
 			created[devIno{e.ours.dev, e.ours.ino}] = e
 		}
 	}
@@ -681,7 +686,7 @@ var (
 // already holds. It compares the first 40 base64 characters of each block
 // with ours and decodes only the blocks that match, so a 220 KB bundle
 // costs a scan for the block headers, not a decode of every block.
-func trustedAlready(fsys FS, l distro.Layout, set *Set) map[[32]byte]bool {
+func trustedAlready(fsys FS, l distro.Layout, set *Set) (map[[32]byte]bool, bundleRead) {
 	const prefix = 40
 	want := map[string][]*Cert{}
 	for _, c := range set.Certs {
@@ -692,10 +697,12 @@ func trustedAlready(fsys FS, l distro.Layout, set *Set) map[[32]byte]bool {
 		want[string(b64[:prefix])] = append(want[string(b64[:prefix])], c)
 	}
 	var data []byte
+	var read bundleRead
 	for _, b := range l.Bundles {
 		d, err := fsys.ReadFileLimit(b.Path, maxBundle)
 		if err == nil {
 			data = d
+			read = bundleRead{path: b.Path, data: d}
 			break
 		}
 	}
@@ -708,6 +715,9 @@ func trustedAlready(fsys FS, l distro.Layout, set *Set) map[[32]byte]bool {
 			for _, de := range ents {
 				if !de.Type().IsRegular() {
 					continue
+				}
+				if fi, err := de.Info(); err != nil || fi.Size() > maxCAFile {
+					continue // not a CA file an engine would install
 				}
 				d, err := fsys.ReadFileLimit(path.Join(l.AnchorDir, de.Name()), maxCAFile)
 				if err != nil {
@@ -722,7 +732,14 @@ func trustedAlready(fsys FS, l distro.Layout, set *Set) map[[32]byte]bool {
 			}
 		}
 	}
-	return held
+	return held, read
+}
+
+// bundleRead is the image's primary bundle as trustedAlready read it, so
+// the fast path does not read it again.
+type bundleRead struct {
+	path string
+	data []byte
 }
 
 // maxOwnAnchors caps the image's anchor files trustedAlready reads.
