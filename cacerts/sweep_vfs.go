@@ -11,6 +11,10 @@ import (
 	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
 )
 
+// maxSweepDirEntries caps one directory of the exec's changes the sweep
+// lists; a bigger one fails the exec (the sweep cannot say it is clean).
+const maxSweepDirEntries = 1 << 20
+
 // SweepRoot runs Sweep on fsys, the container's root assembled from root
 // (its spec) after Revert: it finds the root overlay's upper directory
 // from the spec (vfs.ChangesOf) and walks it; a root without one is walked
@@ -29,7 +33,10 @@ func (j *Journal) SweepRoot(ctx context.Context, fsys *vfs.FS, root vfs.Spec, si
 	loc, err := vfs.ChangesOf(root)
 	switch {
 	case err == nil:
-		upper, err := vfs.New(ctx, loc.Upper, nil)
+		// A step may write a directory of more than the default 65,536
+		// entries (a package cache): the exec's own writes, not the
+		// image's, so the cap is higher here.
+		upper, err := vfs.New(ctx, loc.Upper, nil, vfs.WithMaxDirEntries(maxSweepDirEntries))
 		if err != nil {
 			return SweepStats{}, fmt.Errorf("viewing the exec's changes to search them for engine CAs: %w", err)
 		}
