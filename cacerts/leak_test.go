@@ -325,7 +325,10 @@ func TestNoTraceWhateverTheProcessDoes(t *testing.T) {
 					t.Fatal(err)
 				}
 				writeHost(t, lower, "ca-certificates.deb", string(b))
-				shIn(t, lower, "dpkg --purge --force-depends ca-certificates >/dev/null 2>&1; rm -rf /etc/ssl/certs/* /usr/local/share/ca-certificates", false)
+				// The image's LOCALCERTSDIR exists (a Dockerfile's mkdir -p
+				// for its CAs): our anchors go there. Without it (5b) the
+				// step runs without our CAs after the install.
+				shIn(t, lower, "dpkg --purge --force-depends ca-certificates >/dev/null 2>&1; rm -rf /etc/ssl/certs/* /usr/local/share/ca-certificates; mkdir -p /usr/local/share/ca-certificates", false)
 			},
 			process:  "dpkg -i /ca-certificates.deb >/dev/null 2>&1 && if openssl verify -CAfile /etc/ssl/certs/ca-certificates.crt /corp.crt; then echo TRUSTED; fi",
 			volatile: []string{"/var/log/dpkg.log", "/var/lib/dpkg/status", "/var/lib/dpkg/status-old", "/etc/ssl/certs/ca-certificates.crt"},
@@ -335,9 +338,22 @@ func TestNoTraceWhateverTheProcessDoes(t *testing.T) {
 				}
 			}},
 	}
+	// 5b. The same without LOCALCERTSDIR: no trust after the install
+	// (never created, see installDebianAnchors), but no trace either.
+	c5 := cases[len(cases)-1]
+	prep5 := c5.prepare
+	c5.name = "5b-install-ca-certificates-no-localcertsdir"
+	c5.prepare = func(t *testing.T, lower string) {
+		prep5(t, lower)
+		if err := os.Remove(filepath.Join(lower, "usr/local/share/ca-certificates")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c5.check = nil
+	cases = append(cases, c5)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if c.name == "5-install-ca-certificates" {
+			if strings.HasPrefix(c.name, "5") {
 				prep := c.prepare
 				c.prepare = func(t *testing.T, lower string) {
 					prep(t, lower)
