@@ -462,12 +462,11 @@ func (s *sweeper) cleanFile(f sweepFile, userCAs map[int]bool) error {
 		return fmt.Errorf("%w: %s: reading it: %v", ErrTraceLeft, p, err)
 	}
 	// A file we wrote, under another name (a rename, a hard link: the same
-	// inode) or copied (cp -a, mv across directories: the same content):
-	// what the run without us would have there is the base file.
-	// A file we wrote, under another name or copied: a copy is recognised
-	// by content alone, since a plain cp gets a new mtime (a file the
-	// process wrote that happens to hold exactly what we wrote is taken
-	// for a copy too).
+	// inode) or copied (cp, cp -a, mv across directories: the same
+	// content; a plain cp gets a new mtime, so content alone decides, and a
+	// file the process wrote that holds exactly what we wrote is taken for
+	// a copy too): what the run without us would have there is the base
+	// file, or nothing.
 	x := s.j.sameInode(now)
 	if x == nil {
 		x = s.j.wroteContent(data)
