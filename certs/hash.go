@@ -28,7 +28,7 @@ const (
 
 // SubjectHash returns OpenSSL's X509_NAME_hash of c's subject: the "new"
 // hash used by `openssl x509 -subject_hash` and the <hash>.N names of
-// `openssl rehash`. (Copied from cacerts/hash.go, which takes the raw name.)
+// `openssl rehash`.
 func SubjectHash(c *x509.Certificate) (uint32, error) {
 	if c == nil {
 		return 0, errors.New("subject hash of a nil certificate")
