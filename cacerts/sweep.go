@@ -711,12 +711,17 @@ func trustedAlready(fsys FS, l distro.Layout, set *Set) (map[[32]byte]bool, bund
 	// trusts it, though the bundle does not hold it yet.
 	if l.AnchorDir != "" {
 		if ents, err := fsys.ReadDir(fsName(l.AnchorDir)); err == nil && len(ents) <= maxOwnAnchors {
+			var total int64
 			for _, de := range ents {
 				if !de.Type().IsRegular() {
 					continue
 				}
-				if fi, err := de.Info(); err != nil || fi.Size() > maxCAFile {
+				fi, err := de.Info()
+				if err != nil || fi.Size() > maxCAFile {
 					continue // not a CA file an engine would install
+				}
+				if total += fi.Size(); total > maxOwnAnchorBytes {
+					break // an image's own anchors are a few KB: not read past this
 				}
 				d, err := fsys.ReadFileLimit(path.Join(l.AnchorDir, de.Name()), maxCAFile)
 				if err != nil {
@@ -741,8 +746,12 @@ type bundleRead struct {
 	data []byte
 }
 
-// maxOwnAnchors caps the image's anchor files trustedAlready reads.
-const maxOwnAnchors = 64
+// maxOwnAnchors caps the image's anchor files trustedAlready reads, and
+// maxOwnAnchorBytes their total size, per exec.
+const (
+	maxOwnAnchors     = 64
+	maxOwnAnchorBytes = 1 << 20
+)
 
 // pemHolds returns the SHA-256s of the certificates of want (keyed by the
 // first 40 base64 characters of their PEM) that data holds as PEM blocks.
