@@ -48,8 +48,11 @@ func TestTrustedAlreadyReadsBounded(t *testing.T) {
 	if !held[set.Certs[0].SHA256] {
 		t.Errorf("the image's own anchor of the engine CA was not seen")
 	}
-	if fsys.read > maxOwnAnchorBytes {
-		t.Errorf("read %d bytes of the image's anchors, cap %d", fsys.read, maxOwnAnchorBytes)
+	// The documented cap, written out: a test against the constant itself
+	// would pass with the cap lifted.
+	const capBytes = 1 << 20
+	if fsys.read > capBytes {
+		t.Errorf("read %d bytes of the image's anchors, cap %d", fsys.read, capBytes)
 	}
 	t.Logf("read %d bytes of a 36 MiB anchor directory", fsys.read)
 }
