@@ -35,7 +35,10 @@ import (
 //   - cancel, cancel-install: the client cancels the solve at a random point
 //     (mid-install, mid-process, mid-revert, mid-export);
 //   - hang-tool: the hook sleeps past sibling_timeout (1s); fail-tool: it
-//     exits 1 — both must fail open (the build succeeds, nothing of ours);
+//     kills the tool after the tool wrote the store (update-ca-certificates
+//     only reports a hook's own exit status, "E: ... exited with code 1",
+//     and exits 0) — both must fail open (the build succeeds, nothing of
+//     ours);
 //   - enospc-install: the daemon's root (a 1 GiB tmpfs) is filled to a random
 //     few hundred KiB before the build; enospc-revert: filled while the RUN's
 //     process runs, so revert and commit meet a full disk;
@@ -246,7 +249,11 @@ func faultHangTool(t *testing.T, e *faultEnv, n int) {
 }
 
 func faultFailTool(t *testing.T, e *faultEnv, n int) {
-	toolTrials(t, e, n, "fail-tool", "echo fault suite: failing >&2; exit 1", "cacerts: sibling failed")
+	// $PPID is update-ca-certificates' hook loop (a pipeline's subshell):
+	// killed, the pipeline fails and the tool's "sh -e" exits 137 after it
+	// wrote the bundle and the links. A hook's own "exit 1" would not do:
+	// the tool prints it and exits 0.
+	toolTrials(t, e, n, "fail-tool", "echo fault suite: failing >&2; kill -KILL $PPID; exit 1", "cacerts: sibling failed")
 }
 
 // enospcTrials: the daemon's root on a small tmpfs, filled before the build
