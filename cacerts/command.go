@@ -2,7 +2,6 @@ package cacerts
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -90,10 +89,7 @@ func (p *Plan) applyCommand(ctx context.Context, fsys FS, j *Journal) error {
 		// of it (mv of /etc/ssl is a copy on overlay) wherever it lands.
 		if e.ours.isReg() && e.ours.size <= maxBundle && !e.base.same(e.ours) {
 			if data, err := fsys.ReadFileLimit(e.path, maxBundle); err == nil {
-				if j.oursSums == nil {
-					j.oursSums = map[[32]byte]*entry{}
-				}
-				j.oursSums[sha256.Sum256(data)] = e
+				j.noteWrote(e, data)
 			}
 		}
 	}

@@ -1,7 +1,6 @@
 package cacerts
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -125,6 +124,12 @@ type Journal struct {
 	// oursSums maps the SHA-256 of content we wrote to its entry, so Sweep
 	// recognises a copy of a file we wrote wherever the process put it.
 	oursSums map[[32]byte]*entry
+	// wroteDigests are the digests of what we wrote, by lower-case hex,
+	// for the sweep's derived facts (derived.go).
+	wroteDigests map[string]wroteDigest
+	// wroteLarge are the files we wrote too large to digest but by
+	// SHA-256 at once, kept as written for the sweep (derived.go).
+	wroteLarge []wroteBlob
 	// anchorDirs are the image's anchor directories: a CA the process put
 	// there itself during the exec is the image's, not our trace.
 	anchorDirs []string
@@ -245,10 +250,7 @@ func (j *Journal) writeFile(fsys FS, p string, data []byte, perm fs.FileMode, bl
 		return nil, fmt.Errorf("writing %s: %w", p, err)
 	}
 	e.blocks = append(e.blocks, blocks...)
-	if j.oursSums == nil {
-		j.oursSums = map[[32]byte]*entry{}
-	}
-	j.oursSums[sha256.Sum256(data)] = e
+	j.noteWrote(e, data)
 	return e, nil
 }
 

@@ -316,6 +316,17 @@ func TestNoTraceWhateverTheProcessDoes(t *testing.T) {
 				writeHost(t, lower, "usr/local/share/ca-certificates/corp.crt", pemOf(ca))
 				shIn(t, lower, "update-ca-certificates", false)
 			}},
+		// 6. Facts derived from the store without copying a CA: an index
+		// of names and digests, md5sum's output, fingerprints as openssl
+		// prints them, a maintainer script's log of what it added, the
+		// bundle's digest in upper case.
+		{name: "6-derived-facts", image: tls,
+			process: `d=/usr/share/derived; mkdir -p $d
+for f in /etc/ssl/certs/*.pem /etc/ssl/certs/*.crt; do echo "$(sha256sum < $f | cut -d' ' -f1) ${f##*/}"; done > $d/index
+md5sum /etc/ssl/certs/*.pem > $d/md5sums
+for f in /etc/ssl/certs/*.pem; do openssl x509 -noout -fingerprint -sha256 -in $f; done > $d/fingerprints
+for f in /etc/ssl/certs/*.pem; do echo "Adding debian:${f##*/}"; done >> /var/log/derived.log
+echo "bundle sha1 $(sha1sum < /etc/ssl/certs/ca-certificates.crt | cut -c1-40 | tr a-f A-F)" > $d/bundle.sum`},
 		// 5. Installing the trust store's package on a root without it.
 		{name: "5-install-ca-certificates", image: tls,
 			prepare: func(t *testing.T, lower string) {

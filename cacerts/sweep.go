@@ -101,6 +101,7 @@ func (j *Journal) Sweep(ctx context.Context, fsys FS, ch Changes) (SweepStats, e
 			s.skip[p] = true
 		}
 	}
+	s.facts = j.derived()
 	s.hashes = map[uint32]bool{}
 	for _, c := range j.installedCerts {
 		s.hashes[c.SubjectHash] = true
@@ -113,6 +114,9 @@ func (j *Journal) Sweep(ctx context.Context, fsys FS, ch Changes) (SweepStats, e
 	}
 	if err == nil {
 		err = s.clean(ctx)
+	}
+	if err == nil {
+		err = s.cleanFacts(ctx)
 	}
 	if err == nil && len(st.Cleaned) > 0 {
 		s.removeCreatedDirs()
@@ -134,6 +138,11 @@ type sweeper struct {
 	set    *certs.Set
 	hashes map[uint32]bool
 	st     *SweepStats
+	// facts are what a process may derive from our files (derived.go);
+	// factFiles the text files of the exec's changes holding one.
+	facts     *derivedFacts
+	factFiles []string
+	buf       []byte // scan's read buffer
 
 	skip  map[string]bool
 	dirs  []string // directories of the exec's changes
@@ -187,12 +196,15 @@ func (s *sweeper) walk(ctx context.Context, v FS, dir string) error {
 			if s.older(v, p) || s.restored(p) {
 				continue
 			}
-			hits, err := s.scan(ctx, v, p)
+			hits, fact, err := s.scan(ctx, v, p)
 			if err != nil {
 				return err
 			}
 			if len(hits) > 0 {
 				s.files = append(s.files, sweepFile{path: p, hits: hits})
+			}
+			if fact {
+				s.factFiles = append(s.factFiles, p)
 			}
 		}
 		// Whiteouts (char 0:0), FIFOs, sockets and devices hold nothing.
@@ -232,23 +244,35 @@ func (s *sweeper) older(v FS, p string) bool {
 	return ok && c.Before(s.ch.Since)
 }
 
-// scan reads the regular file p of v in chunks and returns our CAs in it.
-func (s *sweeper) scan(ctx context.Context, v FS, p string) ([]certs.Hit, error) {
+// scan reads the regular file p of v in chunks and returns our CAs in it,
+// and whether it is text holding a derived fact.
+func (s *sweeper) scan(ctx context.Context, v FS, p string) (_ []certs.Hit, fact bool, _ error) {
 	f, err := v.Open(fsName(p))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil
+			return nil, false, nil
 		}
-		return nil, fmt.Errorf("searching %s for engine CAs: %w", p, err)
+		return nil, false, fmt.Errorf("searching %s for engine CAs: %w", p, err)
 	}
 	defer f.Close()
 	s.st.Files++
-	buf := make([]byte, 0, sweepChunk+sweepOverlap)
+	// One buffer for the whole sweep, as large as the largest file read
+	// so far up to a chunk: most files of an exec are small, and a fresh
+	// 4 MiB buffer per file cost more than reading them.
+	want := sweepChunk + sweepOverlap
+	if fi, err := f.Stat(); err == nil && fi.Size() < int64(want) {
+		want = int(fi.Size()) + 1 // +1: ReadFull sees EOF in the same call
+	}
+	if cap(s.buf) < want {
+		s.buf = make([]byte, 0, want)
+	}
+	buf := s.buf[:0:want]
 	seen := map[[2]int]bool{}
 	var out []certs.Hit
+	text := s.facts != nil
 	for {
 		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("searching %s for engine CAs: %w", p, err)
+			return nil, false, fmt.Errorf("searching %s for engine CAs: %w", p, err)
 		}
 		n, rerr := io.ReadFull(f, buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
@@ -260,11 +284,25 @@ func (s *sweeper) scan(ctx context.Context, v FS, p string) ([]certs.Hit, error)
 				out = append(out, h)
 			}
 		}
+		// Derived facts are looked for in text only (no NUL byte).
+		if text && bytes.IndexByte(buf, 0) >= 0 {
+			text, fact = false, false
+		}
+		if text && !fact {
+			fact = s.facts.in(buf)
+		}
 		if rerr != nil {
 			if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-				return out, nil
+				return out, fact, nil
 			}
-			return nil, fmt.Errorf("searching %s for engine CAs: %w", p, rerr)
+			return nil, false, fmt.Errorf("searching %s for engine CAs: %w", p, rerr)
+		}
+		if cap(buf) < sweepChunk+sweepOverlap {
+			// The file grew past what Stat said: read on in chunks.
+			nb := make([]byte, len(buf), sweepChunk+sweepOverlap)
+			copy(nb, buf)
+			buf, s.buf = nb, nb[:0]
+			continue
 		}
 		keep := buf[len(buf)-sweepOverlap:]
 		buf = append(buf[:0], keep...)
@@ -509,14 +547,11 @@ func (s *sweeper) cleanFile(f sweepFile, userCAs map[int]bool) error {
 // inBase reports whether the base (the root before the exec) held every
 // one of hits at p: the image's own content, not ours.
 func (s *sweeper) inBase(p string, hits []certs.Hit) bool {
-	if s.ch.Base == nil && s.ch.OpenBase != nil {
-		s.ch.Base, _ = s.ch.OpenBase()
-		s.ch.OpenBase = nil
-	}
-	if s.ch.Base == nil {
+	base := s.base()
+	if base == nil {
 		return false
 	}
-	data, err := s.ch.Base.ReadFileLimit(p, maxSweepEdit)
+	data, err := base.ReadFileLimit(p, maxSweepEdit)
 	if err != nil {
 		return false
 	}
@@ -530,6 +565,60 @@ func (s *sweeper) inBase(p string, hits []certs.Hit) bool {
 		}
 	}
 	return true
+}
+
+// base returns the view of the root before the exec, opening it the first
+// time, or nil when unknown.
+func (s *sweeper) base() FS {
+	if s.ch.Base == nil && s.ch.OpenBase != nil {
+		s.ch.Base, _ = s.ch.OpenBase()
+		s.ch.OpenBase = nil
+	}
+	return s.ch.Base
+}
+
+// cleanFacts edits the derived facts out of the text files holding them
+// (derived.go), keeping each line the base file at that path has. A file
+// too large to edit is logged and kept: a name or a digest is not a CA.
+func (s *sweeper) cleanFacts(ctx context.Context) error {
+	for _, p := range s.factFiles {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("removing facts derived from engine CAs: %w", err)
+		}
+		now, err := lstat(s.fsys, p, false)
+		if err != nil || !now.isReg() {
+			continue
+		}
+		if now.size > maxSweepEdit {
+			bklog.G(ctx).WithField("path", p).Warn("cacerts: a file the exec wrote names one of our files or digests, and is too large to edit")
+			continue
+		}
+		data, err := s.fsys.ReadFileLimit(p, maxSweepEdit)
+		if err != nil || bytes.IndexByte(data, 0) >= 0 {
+			continue
+		}
+		keep := map[string]bool{}
+		if base := s.base(); base != nil {
+			if b, err := base.ReadFileLimit(p, maxSweepEdit); err == nil {
+				for _, l := range bytes.SplitAfter(b, []byte("\n")) {
+					keep[string(l)] = true
+				}
+			}
+		}
+		out, n := s.facts.edit(data, keep)
+		if n == 0 {
+			continue
+		}
+		s.touchDir(path.Dir(p))
+		if err := s.fsys.WriteFile(p, out, now.mode.Perm()); err != nil {
+			return fmt.Errorf("%w: %s: writing it without the facts derived from our CAs: %v", ErrTraceLeft, p, err)
+		}
+		if err := s.fsys.Lchtimes(p, now.atime, now.mtime); err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrTraceLeft, p, err)
+		}
+		s.st.Cleaned = append(s.st.Cleaned, p)
+	}
+	return nil
 }
 
 // cleanLink removes the symlink l when it leads to one of our files, or

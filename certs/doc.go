@@ -47,7 +47,8 @@
 //     file-system chunks;
 //   - as a reference instead of a copy: a fingerprint or subject-hash name
 //     (the /etc/ssl/certs/<hash>.0 symlinks), a pinned SPKI hash, a
-//     trust-anchor file listing only names.
+//     trust-anchor file listing only names (cacerts' sweep edits names of
+//     its files and hex digests out of text files: cacerts/derived.go).
 //
 // The sweep must therefore treat a written file it cannot parse as unknown,
 // not as clean: Find reporting nothing means only that none of these

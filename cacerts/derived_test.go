@@ -1,0 +1,105 @@
+package cacerts
+
+import (
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"testing"
+)
+
+// TestDerivedFactsEdit: lines naming our files or holding a digest of a
+// file we created or of our CA go; a digest of a file we changed becomes
+// its base's, written the same way; everything else, and lines the base
+// file has, stay.
+func TestDerivedFactsEdit(t *testing.T) {
+	base, ours := []byte("image bundle\n"), []byte("image bundle\nour CA\n")
+	anchor := []byte("our CA\n")
+	bundle := &entry{path: "/etc/ssl/certs/ca-certificates.crt", base: state{exists: true, mode: 0o644, kept: true, data: base}}
+	link := &entry{path: "/etc/ssl/certs/buildkit-corp.pem"}
+	crt := &entry{path: "/usr/local/share/ca-certificates/buildkit-corp.crt"}
+	j := &Journal{entries: []*entry{bundle, link, crt}}
+	j.noteWrote(bundle, ours)
+	j.noteWrote(crt, anchor)
+	d := j.derived()
+	if d == nil {
+		t.Fatal("no derived facts")
+	}
+	hexOf := func(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
+	md := func(b []byte) string { s := md5.Sum(b); return hex.EncodeToString(s[:]) }
+	colon := func(h string) string { return string(formatLike([]byte("AB:CD"), h)) }
+	in := strings.Join([]string{
+		hexOf(base) + " old-line-the-image-had\n",
+		"Adding debian:buildkit-corp.pem\n",
+		hexOf(anchor) + " x.pem\n",
+		md(anchor) + "  /usr/local/share/ca-certificates/buildkit-corp.crt\n",
+		hexOf(ours) + " ca-certificates.crt\n",
+		"sha256:" + strings.ToUpper(hexOf(ours)) + "\n",
+		"SHA256 Fingerprint=" + colon(hexOf(ours)) + "\n",
+		"buildkit-corporate.pem is not ours; neither is xbuildkit-corp.pem\n",
+		hexOf(ours) + "0 is longer than a digest\n",
+		"no newline at the end " + hexOf(anchor),
+	}, "")
+	keep := map[string]bool{hexOf(base) + " old-line-the-image-had\n": true}
+	out, n := d.edit([]byte(in), keep)
+	want := strings.Join([]string{
+		hexOf(base) + " old-line-the-image-had\n",
+		hexOf(base) + " ca-certificates.crt\n",
+		"sha256:" + strings.ToUpper(hexOf(base)) + "\n",
+		"SHA256 Fingerprint=" + colon(hexOf(base)) + "\n",
+		"buildkit-corporate.pem is not ours; neither is xbuildkit-corp.pem\n",
+		hexOf(ours) + "0 is longer than a digest\n",
+	}, "")
+	if string(out) != want {
+		t.Errorf("edit:\n%s\nwant:\n%s", out, want)
+	}
+	if n != 7 {
+		t.Errorf("changed %d lines, want 7", n)
+	}
+	if !d.in([]byte(in)) {
+		t.Error("in: no fact found in the input")
+	}
+	if d.in([]byte(want)) {
+		t.Error("in: a fact found in the edited text (only the image's lines are left)")
+	}
+	if d.in([]byte("nothing of ours here " + hexOf([]byte("other")) + "\n")) {
+		t.Error("in: found a fact in a line without one")
+	}
+}
+
+// TestDerivedFactsCertFingerprints: our CA's SHA-1 fingerprint, as keytool
+// prints it, drops its line.
+func TestDerivedFactsCertFingerprints(t *testing.T) {
+	ca := newCA(t, caOpt{cn: "Derived Root"})
+	set := testSet(t, ca)
+	j := &Journal{installedCerts: set.Certs}
+	d := j.derived()
+	c := set.Certs[0]
+	fp := string(formatLike([]byte("AB:CD"), hex.EncodeToString(c.SHA256[:])))
+	out, n := d.edit([]byte("Certificate fingerprint (SHA-256): "+fp+"\nkept\n"), nil)
+	if string(out) != "kept\n" || n != 1 {
+		t.Errorf("edit = %q, %d", out, n)
+	}
+}
+
+func TestHexToken(t *testing.T) {
+	h := strings.Repeat("ab", 32)
+	for _, c := range []struct {
+		in   string
+		end  int
+		norm string
+	}{
+		{h, 64, h},
+		{h + "x", 64, h},
+		{strings.ToUpper(h[:40]), 40, h[:40]},
+		{h[:30], 30, ""},
+		{"AB:CD:EF", 8, ""},
+		{string(formatLike([]byte("A:"), h[:40])), 59, h[:40]},
+		{"ab:cd:", 5, ""},
+	} {
+		end, norm := hexToken([]byte(c.in), 0)
+		if end != c.end || norm != c.norm {
+			t.Errorf("hexToken(%q) = %d, %q; want %d, %q", c.in, end, norm, c.end, c.norm)
+		}
+	}
+}
