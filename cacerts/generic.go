@@ -295,42 +295,80 @@ func installHashFiles(fsys FS, j *Journal, dir string, set *Set, log *logrus.Ent
 // exists once the package is unpacked.
 const dpkgCACertsList = "/var/lib/dpkg/info/ca-certificates.list"
 
-// installDebianAnchors writes our anchors into a Debian-family root's
-// LOCALCERTSDIR when the generic path runs there (no update tool: the
-// ca-certificates package is not installed) and the directory exists: a
-// step that installs the package then runs its update-ca-certificates,
-// which rebuilds the bundle from the anchors, ours among them, so the
-// step's own TLS clients keep trusting the engine's CAs (BuildKit's proxy
-// CA loses them, moby/buildkit #7185). The directory is never created: a
-// Dockerfile's `mkdir -p` of it would find it there and revert could not
-// tell to keep it (TestShipImage saw it lost); a hook in the package's
-// HOOKSDIR was tried instead and left that directory with our mtime where
-// dpkg would have set the package's. So where LOCALCERTSDIR is missing,
-// such a step runs without the engine's CAs after the package install;
-// revert and the sweep still leave no trace.
+// installDebianAnchors makes a step that installs Debian's ca-certificates
+// package on a root without it keep trusting the engine's CAs: the
+// package's update-ca-certificates rebuilds the bundle the generic path
+// wrote, without them (BuildKit's proxy CA has that bug, moby/buildkit
+// #7185). Where LOCALCERTSDIR exists, our anchors go there, as the fast
+// path would write them. Where it does not, it is never created: a
+// Dockerfile's `mkdir -p /usr/local/share/ca-certificates` would find it
+// there, and revert could not tell it to keep it. A hook in the tool's
+// HOOKSDIR appends our CAs to the bundle the tool just wrote instead; the
+// directories it needs are the package's, kept on revert only when the
+// process installed the package, with the package's mtime
+// (Journal.packageMtime; docs/design.md, "The generic path on Debian").
 func (p *Plan) installDebianAnchors(fsys FS, j *Journal, log *logrus.Entry) error {
 	l := p.d.Layout
-	if l.Family != distro.FamilyDebian || l.AnchorDir == "" {
+	if l.Family != distro.FamilyDebian || l.AnchorDir == "" || len(l.HookDirs) == 0 || len(l.Bundles) == 0 {
 		return nil
 	}
 	fi, err := fsys.Lstat(fsName(l.AnchorDir))
-	if err != nil || !fi.IsDir() {
+	if err == nil && fi.IsDir() {
+		if rdir, m, err := fsys.EvalSymlinks(l.AnchorDir); err != nil || rdir != l.AnchorDir || !writableRoot(m) {
+			return nil
+		}
+		for _, f := range p.anchorFiles() {
+			anchor := path.Join(l.AnchorDir, f.name+l.AnchorExt)
+			if _, err := fsys.Lstat(fsName(anchor)); !errors.Is(err, fs.ErrNotExist) {
+				continue // never replace an image's file of that name
+			}
+			if _, err := j.writeFile(fsys, anchor, f.data(), 0o644, f.blocks()); err != nil {
+				return err
+			}
+			j.ours[anchor] = true
+			j.ours[f.name+".pem"] = true
+		}
 		return nil
 	}
-	if rdir, m, err := fsys.EvalSymlinks(l.AnchorDir); err != nil || rdir != l.AnchorDir || !writableRoot(m) {
-		log.WithField("path", l.AnchorDir).Debug("anchor directory not a plain directory of the writable root; no anchor written")
+	if !errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	for _, f := range p.anchorFiles() {
-		anchor := path.Join(l.AnchorDir, f.name+l.AnchorExt)
-		if _, err := fsys.Lstat(fsName(anchor)); !errors.Is(err, fs.ErrNotExist) {
-			continue // never replace an image's file of that name
-		}
-		if _, err := j.writeFile(fsys, anchor, f.data(), 0o644, f.blocks()); err != nil {
-			return err
-		}
-		j.ours[anchor] = true
-		j.ours[f.name+".pem"] = true
+	hookDir := l.HookDirs[0]
+	rdir, m, _, err := resolveForCreate(fsys, hookDir)
+	if err != nil || rdir != hookDir || !writableRoot(m) || !IsTrustStorePath(hookDir) {
+		log.WithField("path", hookDir).Debug("hook directory not a plain directory of the writable root; no hook written")
+		return nil
 	}
+	for q := hookDir; IsTrustStorePath(q); q = path.Dir(q) {
+		if _, err := fsys.Lstat(fsName(q)); !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		if j.pkgCreated == nil {
+			j.pkgCreated = map[string]string{}
+		}
+		j.pkgCreated[q] = dpkgCACertsList
+	}
+	if err := j.mkdirAll(fsys, hookDir); err != nil {
+		return err
+	}
+	hook := path.Join(hookDir, HookName)
+	if _, err := fsys.Lstat(fsName(hook)); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	var b bytes.Buffer
+	b.WriteString("#!/bin/sh\n# buildkit-cacerts: the engine's CA certificates, for this RUN only (removed\n# after it), appended to the bundle update-ca-certificates just wrote.\n")
+	fmt.Fprintf(&b, "cat >>%s <<'BUILDKIT_CACERTS_EOF'\n", l.Bundles[0].Path)
+	for _, blk := range p.ourPEMs() {
+		b.Write(withNewline(blk))
+	}
+	b.WriteString("BUILDKIT_CACERTS_EOF\n")
+	if _, err := j.writeFile(fsys, hook, b.Bytes(), 0o755, p.ourPEMs()); err != nil {
+		return err
+	}
+	j.ours[hook] = true
 	return nil
 }
+
+// HookName is the file name of the update-ca-certificates hook the generic
+// path writes on a Debian root without the ca-certificates package.
+const HookName = "buildkit-cacerts"

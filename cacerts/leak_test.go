@@ -349,8 +349,8 @@ echo "bundle sha1 $(sha1sum < /etc/ssl/certs/ca-certificates.crt | cut -c1-40 | 
 				}
 			}},
 	}
-	// 5b. The same without LOCALCERTSDIR: no trust after the install
-	// (never created, see installDebianAnchors), but no trace either.
+	// 5b. The same without LOCALCERTSDIR (debian:*-slim and mmdebstrap's
+	// minbase): our hook in the package's HOOKSDIR keeps the trust.
 	c5 := cases[len(cases)-1]
 	prep5 := c5.prepare
 	c5.name = "5b-install-ca-certificates-no-localcertsdir"
@@ -360,7 +360,6 @@ echo "bundle sha1 $(sha1sum < /etc/ssl/certs/ca-certificates.crt | cut -c1-40 | 
 			t.Fatal(err)
 		}
 	}
-	c5.check = nil
 	cases = append(cases, c5)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -381,6 +381,40 @@ func (j *Journal) removeLinksToOurs(fsys FS, d string) error {
 	return errors.Join(errs...)
 }
 
+// packageMtime returns the mtime dpkg gave the regular files of the
+// package whose file list is list (the most common among the first few we
+// did not write), which is what it gives the package's directories.
+func (j *Journal) packageMtime(fsys FS, list string) (time.Time, bool) {
+	data, err := fsys.ReadFileLimit(list, maxPackageList)
+	if err != nil {
+		return time.Time{}, false
+	}
+	count := map[time.Time]int{}
+	var best time.Time
+	files := 0
+	for _, p := range strings.Split(string(data), "\n") {
+		if files >= 16 {
+			break
+		}
+		if !path.IsAbs(p) || j.hasEntry(p) {
+			continue
+		}
+		st, err := lstat(fsys, p, false)
+		if err != nil || !st.isReg() {
+			continue
+		}
+		files++
+		count[st.mtime]++
+		if count[st.mtime] > count[best] {
+			best = st.mtime
+		}
+	}
+	return best, files > 0
+}
+
+// maxPackageList caps the read of a dpkg file list by packageMtime.
+const maxPackageList = 1 << 20
+
 // restoreDir puts back a directory's mtime (or removes it if we created it
 // and it is empty). now is its state before Revert changed anything.
 func (j *Journal) restoreDir(fsys FS, e *entry, now state) error {
@@ -394,7 +428,22 @@ func (j *Journal) restoreDir(fsys FS, e *entry, now state) error {
 		}
 		if list := j.pkgCreated[e.path]; list != "" {
 			if _, err := fsys.Lstat(fsName(list)); err == nil {
-				return nil // the process installed the package that ships it
+				// The process installed the package that ships it: the
+				// directory is the package's now. dpkg found it there and
+				// left our mtime; had it created it, it would have given
+				// it the archive's, which is its files' (dpkg-deb clamps
+				// every entry to SOURCE_DATE_EPOCH). A process that
+				// changed the directory itself keeps its mtime.
+				mt := now.mtime
+				if now.mtime.Equal(e.ours.mtime) {
+					if t, ok := j.packageMtime(fsys, list); ok {
+						mt = t
+					}
+				}
+				if err := fsys.Lchtimes(e.path, now.atime, mt); err != nil {
+					return fmt.Errorf("restoring the times of %s: %w", e.path, err)
+				}
+				return nil
 			}
 		}
 		if err := fsys.Remove(e.path); err != nil {
