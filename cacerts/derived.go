@@ -227,54 +227,79 @@ func formatLike(tok []byte, h string) []byte {
 
 // tokens calls f for each derived fact in b: its span, the digest that
 // replaces it ("" when none) and whether its line is dropped; f returns
-// false to stop.
+// false to stop. Names come first, then digests in order. A digest is at
+// least 32 bytes of [0-9A-Fa-f:], so only every 32nd byte is looked at
+// until one of those is found (most text has no such run).
 func (d *derivedFacts) tokens(b []byte, f func(i, j int, repl string, drop bool) bool) {
-	for i := 0; i < len(b); {
-		c := b[i]
-		switch {
-		case c == 'b' && len(d.names) > 0 && bytes.HasPrefix(b[i:], ourPrefix) && (i == 0 || !isNameByte(b[i-1])):
-			j := i
-			for j < len(b) && isNameByte(b[j]) {
-				j++
+	if len(d.names) > 0 {
+		for off := 0; off < len(b); {
+			k := bytes.Index(b[off:], ourPrefix)
+			if k < 0 {
+				break
 			}
-			n := strings.TrimRight(string(b[i:j]), ".")
-			if d.names[n] && !f(i, j, "", true) {
-				return
+			i := off + k
+			j := i + len(ourPrefix)
+			if i == 0 || !isNameByte(b[i-1]) {
+				for j < len(b) && isNameByte(b[j]) {
+					j++
+				}
+				if d.names[string(bytes.TrimRight(b[i:j], "."))] && !f(i, j, "", true) {
+					return
+				}
 			}
-			i = j
-		case isHexByte(c) && (i == 0 || !isHexByte(b[i-1])):
-			j, norm := hexToken(b, i)
-			if norm != "" {
-				repl, ok := d.digests[norm]
+			off = j
+		}
+	}
+	var scratch [64]byte
+	for p := 31; p < len(b); p += 32 {
+		if !isHexOrColon(b[p]) {
+			continue
+		}
+		l, r := p, p+1
+		for l > 0 && isHexOrColon(b[l-1]) {
+			l--
+		}
+		for r < len(b) && isHexOrColon(b[r]) {
+			r++
+		}
+		span := b[:r]
+		for i := l; i < r; {
+			if !isHexByte(span[i]) || i > l && isHexByte(span[i-1]) {
+				i++
+				continue
+			}
+			j, norm := hexToken(span, i, scratch[:0])
+			if norm != nil {
+				repl, ok := d.digests[string(norm)]
 				if !ok && len(norm) < 64 && len(d.j.wroteLarge) > 0 {
 					d.digestLarge()
-					repl, ok = d.digests[norm]
+					repl, ok = d.digests[string(norm)]
 				}
 				if ok && !f(i, j, repl, repl == "") {
 					return
 				}
 			}
 			i = j
-		default:
-			i++
 		}
+		p = r // the next run that long ends at r+32 or later
 	}
 }
 
 // hexToken reads the hex token at b[i]: a run of hex digits, or pairs
 // joined by colons (AB:CD:…, read whole), and returns its end and, when it
-// is as long as an MD5, SHA-1 or SHA-256 digest, its lower-case digits.
-func hexToken(b []byte, i int) (int, string) {
+// is as long as an MD5, SHA-1 or SHA-256 digest, its lower-case digits
+// (appended to buf).
+func hexToken(b []byte, i int, buf []byte) (int, []byte) {
 	j := i
 	for j < len(b) && isHexByte(b[j]) {
 		j++
 	}
 	if j-i == 2 && j < len(b) && b[j] == ':' {
 		// Colon pairs: keytool -list, openssl x509 -fingerprint.
-		var digits []byte
+		digits := buf
 		k := i
 		for k+2 <= len(b) && isHexByte(b[k]) && isHexByte(b[k+1]) && (k+2 == len(b) || !isHexByte(b[k+2])) {
-			digits = append(digits, b[k], b[k+1])
+			digits = append(digits, lower(b[k]), lower(b[k+1]))
 			k += 2
 			if k+2 < len(b) && b[k] == ':' && isHexByte(b[k+1]) {
 				k++
@@ -283,20 +308,53 @@ func hexToken(b []byte, i int) (int, string) {
 			break
 		}
 		if n := len(digits); n == 32 || n == 40 || n == 64 {
-			return k, strings.ToLower(string(digits))
+			return k, digits
 		}
-		return k, ""
+		return k, nil
 	}
 	if n := j - i; n == 32 || n == 40 || n == 64 {
-		return j, strings.ToLower(string(b[i:j]))
+		for _, c := range b[i:j] {
+			buf = append(buf, lower(c))
+		}
+		return j, buf
 	}
-	return j, ""
+	return j, nil
 }
 
-func isHexByte(c byte) bool {
-	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+func lower(c byte) byte {
+	if c >= 'A' && c <= 'F' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
-func isNameByte(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
-}
+// class holds, per byte, whether it is a hex digit, a colon or a name
+// byte ([A-Za-z0-9._-]): the derived-facts search asks this of every byte
+// it looks at.
+var class = func() (t [256]uint8) {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		if b >= '0' && b <= '9' || b >= 'a' && b <= 'f' || b >= 'A' && b <= 'F' {
+			t[c] |= classHex
+		}
+		if b == ':' {
+			t[c] |= classColon
+		}
+		if b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '.' || b == '_' || b == '-' {
+			t[c] |= className
+		}
+	}
+	return t
+}()
+
+const (
+	classHex = 1 << iota
+	classColon
+	className
+)
+
+func isHexOrColon(c byte) bool { return class[c]&(classHex|classColon) != 0 }
+
+func isHexByte(c byte) bool { return class[c]&classHex != 0 }
+
+func isNameByte(c byte) bool { return class[c]&className != 0 }

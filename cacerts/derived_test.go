@@ -97,9 +97,32 @@ func TestHexToken(t *testing.T) {
 		{string(formatLike([]byte("A:"), h[:40])), 59, h[:40]},
 		{"ab:cd:", 5, ""},
 	} {
-		end, norm := hexToken([]byte(c.in), 0)
-		if end != c.end || norm != c.norm {
+		end, b := hexToken([]byte(c.in), 0, nil)
+		if norm := string(b); end != c.end || norm != c.norm {
 			t.Errorf("hexToken(%q) = %d, %q; want %d, %q", c.in, end, norm, c.end, c.norm)
+		}
+	}
+}
+
+// BenchmarkDerivedIn: the derived-facts search over text like apt's
+// package lists (`apt-get update` writes tens of MB of it): a SHA256 and an
+// MD5 per stanza, names and prose.
+func BenchmarkDerivedIn(b *testing.B) {
+	bundle := &entry{path: "/etc/ssl/certs/ca-certificates.crt", base: state{exists: true, kept: true, data: []byte("x")}}
+	j := &Journal{entries: []*entry{bundle, {path: "/etc/ssl/certs/buildkit-corp.pem"}}}
+	j.noteWrote(bundle, make([]byte, 200<<10))
+	d := j.derived()
+	var text []byte
+	for i := 0; len(text) < 8<<20; i++ {
+		s := sha256.Sum256([]byte{byte(i), byte(i >> 8), byte(i >> 16)})
+		m := md5.Sum(s[:])
+		text = append(text, "Package: libexample"+strings.Repeat("x", i%7)+"\nVersion: 1.2.3-4+deb12u1\nMaintainer: Debian Example <buildkit-team@lists.example>\nSHA256: "+hex.EncodeToString(s[:])+"\nMD5sum: "+hex.EncodeToString(m[:])+"\nDescription: an example package of the build\n\n"...)
+	}
+	b.SetBytes(int64(len(text)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if d.in(text) {
+			b.Fatal("found a fact")
 		}
 	}
 }
