@@ -26,8 +26,9 @@ ARG RUNC_VERSION=v1.5.2
 ARG ROOTLESSKIT_VERSION=v2.3.6
 # Packages of the runtime image, like upstream's (git for git contexts,
 # pigz/xz for layers, iptables for CNI, fuse3 for fuse-overlayfs, uidmap
-# for rootless). Empty installs none (the offline test image).
-ARG RUNTIME_PACKAGES="ca-certificates git openssh-client pigz xz-utils iptables fuse3 uidmap"
+# and libcap2-bin's setcap for rootless). Empty installs none (the offline
+# test images, whose bases carry what each target needs).
+ARG RUNTIME_PACKAGES="ca-certificates git openssh-client pigz xz-utils iptables fuse3 uidmap libcap2-bin"
 ARG BINARIES=binaries-from-source
 
 FROM ${GOLANG_IMAGE} AS gobuild
@@ -81,6 +82,14 @@ ENTRYPOINT ["buildkitd"]
 # --oci-worker-no-process-sandbox, as upstream documents.
 FROM base AS rootless
 COPY --from=binaries /rootlesskit /usr/bin/
+# Debian installs newuidmap and newgidmap setuid root, and its build keeps
+# root while writing the map: in a container without CAP_SYS_ADMIN (the way
+# this image runs) the write fails, "newuidmap: write to uid_map failed:
+# Operation not permitted", and RootlessKit with it. With file capabilities
+# instead they run as uid 1000 holding only CAP_SETUID / CAP_SETGID, which
+# the container's default set has.
+RUN chmod u-s /usr/bin/newuidmap /usr/bin/newgidmap && \
+	setcap cap_setuid=ep /usr/bin/newuidmap && setcap cap_setgid=ep /usr/bin/newgidmap
 RUN echo user:x:1000:1000:user:/home/user:/bin/sh >>/etc/passwd && \
 	echo user:x:1000: >>/etc/group && \
 	echo user:100000:65536 >/etc/subuid && echo user:100000:65536 >/etc/subgid && \

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,6 +33,17 @@ func BenchmarkSweep(b *testing.B) {
 			rand.Read(data)
 			if err := os.WriteFile(filepath.Join(merged, "big.bin"), data, 0o644); err != nil {
 				b.Fatal(err)
+			}
+		}},
+		{"goroot-src", func(b *testing.B, merged string) {
+			// Many small files, like a RUN go mod download or npm install:
+			// this machine's GOROOT/src (~10k files).
+			goroot, err := exec.Command("go", "env", "GOROOT").Output()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if out, err := exec.Command("cp", "-a", filepath.Join(strings.TrimSpace(string(goroot)), "src"), filepath.Join(merged, "gosrc")).CombinedOutput(); err != nil {
+				b.Fatalf("cp: %v: %s", err, out)
 			}
 		}},
 		{"jre-install", func(b *testing.B, merged string) {

@@ -221,6 +221,54 @@ func (e *dockerEnv) runBuildkitd(t *testing.T, image, name, caDir, toml string, 
 	return c
 }
 
+// runRootlessBuildkitd starts the rootless image the way upstream documents
+// moby/buildkit:rootless (docs/rootless.md: `docker run --security-opt
+// seccomp=unconfined --security-opt apparmor=unconfined moby/buildkit:rootless
+// --oci-worker-no-process-sandbox`): uid 1000, RootlessKit, no --privileged.
+// The CA directory is mounted at /usr/local/share/ca-certificates, the
+// config at ~/.config/buildkit/buildkitd.toml, and the directory of the
+// default socket (BUILDKIT_HOST) is published. It waits until buildctl lists
+// a worker.
+func (e *dockerEnv) runRootlessBuildkitd(t *testing.T, image, name, caDir, toml, buildctl string) *bkContainer {
+	t.Helper()
+	dir := filepath.Join(e.dir, name)
+	sockDir := filepath.Join(dir, "run")
+	if err := os.MkdirAll(sockDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// The daemon is uid 1000 on the host (RootlessKit maps it to root
+	// inside): it creates the socket there.
+	if err := os.Chown(sockDir, 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "buildkitd.toml")
+	if err := os.WriteFile(cfg, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := &bkContainer{sock: filepath.Join(sockDir, "buildkitd.sock"), debug: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	start := time.Now()
+	c.id = strings.TrimSpace(e.dockerOut(t, "run", "-d", "--name", name, "--network", "host",
+		"--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+		"-v", caDir+":/usr/local/share/ca-certificates:ro",
+		"-v", cfg+":/home/user/.config/buildkit/buildkitd.toml:ro",
+		"-v", sockDir+":/run/user/1000/buildkit",
+		image,
+		"--oci-worker-no-process-sandbox", "--debugaddr", c.debug,
+	))
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := exec.Command(buildctl, "--addr", "unix://"+c.sock, "debug", "workers").CombinedOutput(); err == nil {
+			break
+		}
+		if time.Now().After(deadline) || !strings.Contains(e.dockerOut(t, "inspect", "--format", "{{.State.Status}}", name), "running") {
+			t.Fatalf("%s did not answer within 60s (or exited); logs:\n%s", name, lastBytes(e.dockerOut(t, "logs", name), 4000))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.startup = time.Since(start)
+	return c
+}
+
 // tlsFiles are the daemon's and the client's certificates for mutual TLS.
 type tlsFiles struct {
 	dir                      string // ca.pem, server.pem, server-key.pem
@@ -292,7 +340,7 @@ func TestDind(t *testing.T) {
 	t0 := time.Now()
 	e := startDockerd(t)
 	t.Logf("dockerd %s up in %v", strings.TrimSpace(e.dockerOut(t, "version", "--format", "{{.Server.Version}}")), time.Since(t0).Round(time.Millisecond))
-	for _, tar := range []string{images.ours, images.upstream} {
+	for _, tar := range []string{images.ours, images.upstream, images.rootless} {
 		e.dockerOut(t, "load", "-i", tar)
 	}
 	for _, img := range []string{shipImage, upstreamImage} {
@@ -355,22 +403,7 @@ func TestDind(t *testing.T) {
 		}
 		return out, nil
 	}
-	// checkOnlyFetched: the RUN's layer holds exactly what the RUN wrote.
-	// (Proven able to fail: with the RUN also touching /etc/planted, all
-	// four builds on our daemon report ["etc" "etc/planted" "fetched.txt"].)
-	checkOnlyFetched := func(what, ociTar string) {
-		layers := imageLayers(t, ociTar)
-		last := layers[len(layers)-1]
-		var names []string
-		for _, e := range last {
-			names = append(names, e.name)
-		}
-		if len(names) != 1 || names[0] != "fetched.txt" || !strings.Contains(last[0].body, "engine CA") {
-			t.Errorf("%s: the RUN's layer holds %q, want only fetched.txt with the server's body", what, names)
-		} else {
-			t.Logf("%s: passed; the RUN's layer holds only %q", what, names)
-		}
-	}
+	checkOnlyFetched := func(what, ociTar string) { checkOnlyFetched(t, what, ociTar) }
 	for _, viaTCP := range []bool{false, true} {
 		what := "buildctl over the published unix socket"
 		if viaTCP {
@@ -390,6 +423,28 @@ func TestDind(t *testing.T) {
 	} else {
 		t.Logf("negative control (upstream image, buildctl): failed as expected: %s", grepLines(out, "SSL certificate problem"))
 	}
+	// The rootless image, run as upstream documents its -rootless image: not
+	// privileged, seccomp and AppArmor unconfined, no process sandbox. The
+	// socket is the image's default (BUILDKIT_HOST), published from the
+	// container; the config is the rootless one, ~/.config/buildkit.
+	rl := e.runRootlessBuildkitd(t, shipRootlessImage, "rootless", cas, reg.TOML(), buildctl)
+	t.Logf("rootless: start to first answer %v", rl.startup.Round(time.Millisecond))
+	if w := e.dockerOut(t, "exec", "rootless", "buildctl", "debug", "workers", "-v"); !strings.Contains(w, labelCACertsName) {
+		t.Errorf("rootless: worker labels lack %s (or buildctl in the container did not reach BUILDKIT_HOST):\n%s", labelCACertsName, w)
+	} else {
+		t.Logf("rootless worker (buildctl in the container, BUILDKIT_HOST): %s", grepLines(w, "snapshotter")+" "+grepLines(w, "executor"))
+	}
+	if out, err := buildctlBuild(rl, false); err != nil {
+		t.Errorf("buildctl on the rootless container: %v\n%s\ndaemon log:\n%s", err, lastBytes(out, 3000), lastBytes(e.dockerOut(t, "logs", "rootless"), 3000))
+	} else {
+		checkOnlyFetched("buildctl on the rootless image (RootlessKit, uid 1000)", out)
+		if l := grepLines(e.dockerOut(t, "logs", "rootless"), "cacerts: exec"); !strings.Contains(l, "outcome=installed") {
+			t.Errorf("rootless: no installed exec in the daemon's log")
+		} else {
+			t.Logf("rootless per-exec log line:\n%s", l)
+		}
+	}
+
 	// Our counters after the builds, as `curl <debugaddr>/metrics` shows them.
 	metrics := httpGet(t, "http://"+ours.debug+"/metrics")
 	t.Logf("curl http://%s/metrics | grep buildkit_cacerts:\n%s", ours.debug, grepLines(metrics, "buildkit_cacerts_"))
@@ -456,6 +511,25 @@ func TestDind(t *testing.T) {
 		checkOnlyFetched("buildx remote driver (tcp+mTLS) on our container", out)
 	}
 	t.Logf("TestDind wall time after the image build: %v", time.Since(t0).Round(time.Second))
+}
+
+// checkOnlyFetched: the RUN's layer holds exactly what the RUN wrote,
+// fetched.txt with the test server's body. (Proven able to fail: with the
+// RUN also touching /etc/planted, all four builds on our daemon report
+// ["etc" "etc/planted" "fetched.txt"].)
+func checkOnlyFetched(t *testing.T, what, ociTar string) {
+	t.Helper()
+	layers := imageLayers(t, ociTar)
+	last := layers[len(layers)-1]
+	var names []string
+	for _, e := range last {
+		names = append(names, e.name)
+	}
+	if len(names) != 1 || names[0] != "fetched.txt" || !strings.Contains(last[0].body, "engine CA") {
+		t.Errorf("%s: the RUN's layer holds %q, want only fetched.txt with the server's body", what, names)
+	} else {
+		t.Logf("%s: passed; the RUN's layer holds only %q", what, names)
+	}
 }
 
 // labelCACertsName is the worker label cmd/buildkitd-cacerts sets.

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"archive/tar"
 	"context"
 	"encoding/json"
 	"io"
@@ -34,6 +35,8 @@ import (
 const (
 	shipImage     = "buildkit-cacerts:test"
 	upstreamImage = "moby-buildkit:upstream-test"
+	// shipRootlessImage is the rootless target (on debian-bookworm-uidmap).
+	shipRootlessImage = "buildkit-cacerts:rootless-test"
 )
 
 // shipBuild is the result of building both images once per test process.
@@ -41,6 +44,7 @@ type shipBuild struct {
 	ours, upstream string // docker-format image tarballs (docker load)
 	oursOCI        string // our image as an OCI tarball, for its config
 	rootlessOCI    string // the rootless target, OCI tarball
+	rootless       string // the rootless target, docker-format tarball
 	wall           time.Duration
 }
 
@@ -112,7 +116,15 @@ func buildShipImages(t *testing.T) *shipBuild {
 		upstream:    filepath.Join(dir, "upstream.tar"),
 		oursOCI:     filepath.Join(dir, "ours-oci.tar"),
 		rootlessOCI: filepath.Join(dir, "rootless-oci.tar"),
+		rootless:    filepath.Join(dir, "rootless.tar"),
 	}
+	// The rootless target's base adds uidmap (newuidmap and newgidmap,
+	// which RootlessKit runs), as upstream's rootless image has it.
+	uidmapBase, err := reg.PushLayout(context.Background(), testimages.Layout(t, testimages.DebianBookwormUidmap), "debian:bookworm-uidmap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	baseFor := map[string]string{"release": base, "rootless": uidmapBase}
 	build := func(binDir, name, dest, typ, target string) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -122,7 +134,7 @@ func buildShipImages(t *testing.T) *shipBuild {
 			Contexts: map[string]string{"prebuilt": "local:prebuilt"},
 			Attrs: map[string]string{
 				"build-arg:BINARIES":         "prebuilt",
-				"build-arg:BASE_IMAGE":       base,
+				"build-arg:BASE_IMAGE":       baseFor[target],
 				"build-arg:RUNTIME_PACKAGES": "",
 				"target":                     target,
 			},
@@ -148,7 +160,8 @@ func buildShipImages(t *testing.T) *shipBuild {
 	build(bins, shipImage, res.ours, client.ExporterDocker, "release")
 	build(bins, shipImage, res.oursOCI, client.ExporterOCI, "release")
 	build(filepath.Join(bins, "upstream"), upstreamImage, res.upstream, client.ExporterDocker, "release")
-	build(bins, "buildkit-cacerts:rootless-test", res.rootlessOCI, client.ExporterOCI, "rootless")
+	build(bins, shipRootlessImage, res.rootlessOCI, client.ExporterOCI, "rootless")
+	build(bins, shipRootlessImage, res.rootless, client.ExporterDocker, "rootless")
 	res.wall = time.Since(t0)
 	return res
 }
@@ -196,12 +209,21 @@ func TestShipImage(t *testing.T) {
 		t.Errorf("rootless volumes = %v, want /home/user/.local/share/buildkit", rc.Volumes)
 	}
 	seen = map[string]bool{}
+	last := map[string]*tar.Header{} // the topmost layer's entry of each path
 	for _, l := range imageLayers(t, b.rootlessOCI) {
 		for _, e := range l {
 			seen[e.name] = true
+			last[e.name] = e.hdr
 		}
 	}
-	for _, p := range []string{"usr/bin/rootlesskit", "usr/bin/buildkitd", "etc/subuid", "home/user/.local/share/buildkit"} {
+	// newuidmap/newgidmap carry file capabilities, not the setuid bit
+	// (setuid, RootlessKit fails in a container without CAP_SYS_ADMIN).
+	for _, p := range []string{"usr/bin/newuidmap", "usr/bin/newgidmap"} {
+		if h := last[p]; h == nil || h.Mode&04000 != 0 || h.PAXRecords["SCHILY.xattr.security.capability"] == "" {
+			t.Errorf("rootless image: /%s should have file capabilities and no setuid bit: %+v", p, h)
+		}
+	}
+	for _, p := range []string{"usr/bin/rootlesskit", "usr/bin/buildkitd", "usr/bin/newuidmap", "etc/subuid", "home/user/.local/share/buildkit"} {
 		if !seen[p] {
 			t.Errorf("rootless image lacks /%s", p)
 		}

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/containerd/containerd/v2/core/leases"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/buildkit/client"
@@ -92,8 +91,15 @@ func pruneStaleExecRoots(ctx context.Context, w *base.Worker, opt base.WorkerOpt
 //     committed the record's metadata before the kill (pruneStaleExecRoots),
 //     and in any case its snapshot, which then no cache record refers to
 //     (BuildKit never hands it to a build, but it stays on disk, our CA in its
-//     upper directory, until a garbage collection). It is removed, with its
-//     lease.
+//     upper directory, until a garbage collection). Its leases are deleted
+//     and the collection removes it. Active snapshots without a record also
+//     come from BuildKit's own start-up checks (the rootless overlayfs
+//     userxattr probe prepares one under a temporary lease and leaves it to
+//     the next collection): they go the same way. Removing a snapshot
+//     directly is not an option: BuildKit's snapshotter forbids Remove,
+//     which made every rootless start fail before (TestDind's rootless
+//     case: "removing orphaned snapshot …: calling snapshotter.Remove is
+//     forbidden").
 //
 // Measured by integration.TestCrashRecovery: without this, 4 files under the
 // root held the test CA after a restart (snapshot upper: anchor and bundle;
@@ -132,20 +138,57 @@ func recoverAfterCrash(ctx context.Context, w *base.Worker, opt base.WorkerOpt) 
 	if err != nil {
 		return errors.Wrap(err, "recovering after a crash: listing snapshots")
 	}
-	for _, id := range orphans {
-		if err := opt.Snapshotter.Remove(ctx, id); err != nil && !cerrdefs.IsNotFound(err) {
-			return errors.Wrapf(err, "recovering after a crash: removing orphaned snapshot %s", id)
+	if len(orphans) > 0 {
+		// BuildKit's snapshotter forbids Remove (snapshot/containerd:
+		// "calling snapshotter.Remove is forbidden"): a snapshot goes at
+		// the next collection once no lease holds it. So drop the leases
+		// that hold an orphan, then collect.
+		ls, err := opt.LeaseManager.List(ctx)
+		if err != nil {
+			return errors.Wrap(err, "recovering after a crash: listing leases")
 		}
-		if err := opt.LeaseManager.Delete(ctx, leases.Lease{ID: id}); err != nil && !cerrdefs.IsNotFound(err) {
-			return errors.Wrapf(err, "recovering after a crash: removing the lease of orphaned snapshot %s", id)
+		orphan := map[string]bool{}
+		for _, id := range orphans {
+			orphan[id] = true
 		}
-		log.WithField("snapshot", id).Info("cacerts: removed an exec snapshot a killed daemon left (its CA certificates were never reverted)")
+		for _, l := range ls {
+			rs, err := opt.LeaseManager.ListResources(ctx, l)
+			if err != nil {
+				return errors.Wrapf(err, "recovering after a crash: listing the resources of lease %s", l.ID)
+			}
+			for _, r := range rs {
+				if strings.HasPrefix(r.Type, "snapshots/") && orphan[r.ID] {
+					if err := opt.LeaseManager.Delete(ctx, l); err != nil && !cerrdefs.IsNotFound(err) {
+						return errors.Wrapf(err, "recovering after a crash: removing lease %s of orphaned snapshot %s", l.ID, r.ID)
+					}
+					break
+				}
+			}
+		}
 	}
 	if removed+len(orphans) > 0 && opt.GarbageCollect != nil {
-		// Remove only drops the snapshot from containerd's metadata; the
-		// collection deletes its directory (and the overlay's async removal).
+		// Lease deletion and Prune only drop references in containerd's
+		// metadata; the collection deletes the snapshots' directories.
 		if _, err := opt.GarbageCollect(ctx); err != nil {
 			return errors.Wrap(err, "recovering after a crash: collecting removed snapshots")
+		}
+	}
+	// What is still there is held by something we do not know: say so
+	// (its upper directory may hold our CA) rather than refuse to start.
+	left := map[string]bool{}
+	if len(orphans) > 0 {
+		if err := opt.Snapshotter.Walk(ctx, func(_ context.Context, info snapshots.Info) error {
+			left[info.Name] = true
+			return nil
+		}); err != nil {
+			return errors.Wrap(err, "recovering after a crash: listing snapshots")
+		}
+	}
+	for _, id := range orphans {
+		if left[id] {
+			log.WithField("snapshot", id).Warn("cacerts: an active snapshot no cache record refers to is still held after the collection (if a killed daemon left it, it may hold the engine's CA certificates)")
+		} else {
+			log.WithField("snapshot", id).Info("cacerts: removed an active snapshot no cache record referred to (an exec root a killed daemon left, or a temporary one of BuildKit's start-up checks)")
 		}
 	}
 	return nil

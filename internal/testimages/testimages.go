@@ -27,13 +27,15 @@ import (
 
 // Image names.
 const (
-	DebianBookwormMin  = factory.DebianBookwormMin  // minbase: no ca-certificates, no bundle
-	DebianBookwormTLS  = factory.DebianBookwormTLS  // ca-certificates, curl, openssl, python3, wget
-	DebianTrixieTLS    = factory.DebianTrixieTLS    // the same on trixie
-	DebianBookwormJava = factory.DebianBookwormJava // ca-certificates-java + openjdk-17-jre-headless
-	Busybox            = factory.Busybox            // /bin/busybox (static) + applet links only
-	ScratchGo          = factory.ScratchGo          // only the static binary /tlsget
-	RootlessNonroot    = factory.RootlessNonroot    // bookworm-tls + user nonroot (1000:1000) as USER
+	DebianBookwormMin     = factory.DebianBookwormMin     // minbase: no ca-certificates, no bundle
+	DebianBookwormTLS     = factory.DebianBookwormTLS     // ca-certificates, curl, openssl, python3, wget
+	DebianTrixieTLS       = factory.DebianTrixieTLS       // the same on trixie
+	DebianBookwormJava    = factory.DebianBookwormJava    // ca-certificates-java + openjdk-17-jre-headless
+	Busybox               = factory.Busybox               // /bin/busybox (static) + applet links only
+	ScratchGo             = factory.ScratchGo             // only the static binary /tlsget
+	RootlessNonroot       = factory.RootlessNonroot       // bookworm-tls + user nonroot (1000:1000) as USER
+	DebianBookwormUidmap  = factory.DebianBookwormUidmap  // minbase + uidmap (setuid newuidmap/newgidmap), libcap2-bin
+	DebianBookwormGoBuild = factory.DebianBookwormGoBuild // minbase + gcc, libc6-dev, libseccomp-dev, pkg-config (on demand)
 )
 
 // Facts about the images.

@@ -134,6 +134,15 @@ func checkRootfs(t *testing.T, name, root string) {
 		must("etc/debian_version", "usr/bin/apt-get", "bin/bash", "dev/null")
 		mustNot(bundle, "usr/sbin/update-ca-certificates", "usr/share/ca-certificates", "usr/bin/curl")
 		checkOSRelease(t, root, "12")
+	case DebianBookwormUidmap:
+		must("usr/bin/newuidmap", "usr/bin/newgidmap", "usr/sbin/setcap")
+		mustNot(bundle, "usr/bin/curl")
+		for _, p := range []string{"usr/bin/newuidmap", "usr/bin/newgidmap"} {
+			if fi, err := os.Stat(filepath.Join(root, p)); err == nil && fi.Mode()&os.ModeSetuid == 0 {
+				t.Errorf("%s: /%s is not setuid (%v)", name, p, fi.Mode())
+			}
+		}
+		checkOSRelease(t, root, "12")
 	case DebianBookwormTLS, DebianTrixieTLS, RootlessNonroot:
 		must(bundle, "usr/bin/curl", "usr/bin/openssl", "usr/bin/python3", "usr/bin/wget",
 			"usr/sbin/update-ca-certificates", "etc/ca-certificates.conf")

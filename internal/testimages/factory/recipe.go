@@ -22,6 +22,17 @@ const (
 	Busybox            = "busybox"
 	ScratchGo          = "scratch-go"
 	RootlessNonroot    = "rootless-nonroot"
+	// DebianBookwormUidmap is minbase + uidmap (newuidmap and newgidmap)
+	// and libcap2-bin (setcap): the base of the rootless image the
+	// docker-in-docker test runs (RootlessKit maps /etc/subuid's range
+	// through them; the Dockerfile turns their setuid bit into file
+	// capabilities with setcap).
+	DebianBookwormUidmap = "debian-bookworm-uidmap"
+	// DebianBookwormGoBuild is minbase + a C toolchain and libseccomp-dev,
+	// pkg-config: with this machine's Go added on top (hack/from-source.sh),
+	// the local stand-in for the golang image the Dockerfile's Go stage
+	// uses. Built on demand only (OnDemand).
+	DebianBookwormGoBuild = "debian-bookworm-gobuild"
 
 	// CACertsDebPrefix + suite names the cached ca-certificates .deb of a suite.
 	CACertsDebPrefix = "ca-certificates-deb-"
@@ -100,7 +111,11 @@ type Recipe struct {
 	Config         *Config  `json:"config,omitempty"` // nil for KindDeb
 	// GoPackage is the package built for KindGoStatic, relative to the module root.
 	GoPackage string `json:"goPackage,omitempty"`
-	Epoch     int64  `json:"epoch"`
+	// OnDemand recipes are left out of Images and Names (so out of
+	// `go run ./hack/images` with no names and of the tests that take
+	// every image): they are built when named.
+	OnDemand bool  `json:"onDemand,omitempty"`
+	Epoch    int64 `json:"epoch"`
 }
 
 // IsImage reports whether the recipe makes an image (rootfs + OCI layout).
@@ -140,6 +155,12 @@ func debian(name, suite string, pkgs []string, hooks ...string) Recipe {
 func Recipes() map[string]Recipe {
 	rs := []Recipe{
 		debian(DebianBookwormMin, "bookworm", nil),
+		debian(DebianBookwormUidmap, "bookworm", []string{"libcap2-bin", "uidmap"}),
+		func() Recipe {
+			r := debian(DebianBookwormGoBuild, "bookworm", []string{"gcc", "libc6-dev", "libseccomp-dev", "pkg-config"})
+			r.OnDemand = true
+			return r
+		}(),
 		debian(DebianBookwormTLS, "bookworm", tlsPackages),
 		debian(DebianTrixieTLS, "trixie", tlsPackages),
 		debian(DebianBookwormJava, "bookworm", []string{"ca-certificates", "ca-certificates-java", "openjdk-17-jre-headless"}),
@@ -173,7 +194,7 @@ func Recipes() map[string]Recipe {
 func Images() []string {
 	var n []string
 	for name, r := range Recipes() {
-		if r.IsImage() {
+		if r.IsImage() && !r.OnDemand {
 			n = append(n, name)
 		}
 	}
@@ -186,7 +207,7 @@ func Names() []string {
 	n := Images()
 	var debs []string
 	for name, r := range Recipes() {
-		if !r.IsImage() {
+		if !r.IsImage() && !r.OnDemand {
 			debs = append(debs, name)
 		}
 	}

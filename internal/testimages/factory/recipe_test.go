@@ -11,7 +11,7 @@ import (
 
 func TestRecipes(t *testing.T) {
 	rs := Recipes()
-	want := []string{DebianBookwormMin, DebianBookwormTLS, DebianTrixieTLS, DebianBookwormJava, Busybox, ScratchGo, RootlessNonroot}
+	want := []string{DebianBookwormMin, DebianBookwormTLS, DebianTrixieTLS, DebianBookwormJava, Busybox, ScratchGo, RootlessNonroot, DebianBookwormUidmap}
 	for _, n := range want {
 		r, ok := rs[n]
 		if !ok || !r.IsImage() || r.Config == nil {
@@ -20,6 +20,15 @@ func TestRecipes(t *testing.T) {
 	}
 	if got := Images(); len(got) != len(want) {
 		t.Errorf("Images() = %v", got)
+	}
+	// On-demand recipes are known by name but not in Images or Names.
+	if r, ok := rs[DebianBookwormGoBuild]; !ok || !r.OnDemand || !r.IsImage() {
+		t.Errorf("%s: %+v", DebianBookwormGoBuild, r)
+	}
+	for _, n := range Names() {
+		if n == DebianBookwormGoBuild {
+			t.Errorf("Names() includes the on-demand %s", n)
+		}
 	}
 	for _, s := range []string{"bookworm", "trixie"} {
 		if r, ok := rs[CACertsDebPrefix+s]; !ok || r.IsImage() || r.Suite != s {
