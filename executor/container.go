@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/moby/sys/user"
@@ -64,6 +65,10 @@ type InstallerFunc func(ctx context.Context, c *Container) (Revert, error)
 // Install calls f.
 func (f InstallerFunc) Install(ctx context.Context, c *Container) (Revert, error) { return f(ctx, c) }
 
+// ErrUnmappedRoot is matched (errors.Is) by the error RootOwner returns for
+// an identity mapping that maps no container root.
+var ErrUnmappedRoot = errors.New("the root snapshot's identity mapping has no container root")
+
 // RootOwner returns the vfs options that make the files, directories and
 // symlinks a view of c creates owned by the container's root: its
 // IdentityMapping's root pair (vfs.WithRootOwner), or none without a
@@ -76,7 +81,7 @@ func (c *Container) RootOwner() ([]vfs.Option, error) {
 	}
 	uid, gid, err := c.IdentityMapping.ToHost(0, 0)
 	if err != nil {
-		return nil, fmt.Errorf("the root snapshot's identity mapping has no container root: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrUnmappedRoot, err)
 	}
 	return []vfs.Option{vfs.WithRootOwner(uid, gid)}, nil
 }

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -58,7 +59,7 @@ func TestContainerRootOwner(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts, err := (&Container{IdentityMapping: tc.idmap}).RootOwner()
-			if (err != nil) != tc.err || len(opts) != tc.options {
+			if errors.Is(err, ErrUnmappedRoot) != tc.err || (err != nil) != tc.err || len(opts) != tc.options {
 				t.Errorf("RootOwner = %d options, %v", len(opts), err)
 			}
 		})
@@ -169,7 +170,7 @@ func TestWrapIdentityMappingWithoutRoot(t *testing.T) {
 	rootMount := bkexecutor.Mount{Src: &idmapMountable{src: root, idmap: bad}, Dest: "/"}
 	proc := bkexecutor.ProcessInfo{Meta: bkexecutor.Meta{Args: []string{"user"}, Env: []string{"PATH=/bin"}}}
 	_, err = w.Run(ctx, "", rootMount, nil, proc, nil)
-	if err == nil || !strings.Contains(err.Error(), "identity mapping") {
+	if !errors.Is(err, ErrUnmappedRoot) {
 		t.Fatalf("Run = %v, want the identity mapping refused", err)
 	}
 	if ev := inner.rec.get(); len(ev) != 0 {
