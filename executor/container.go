@@ -7,6 +7,7 @@ import (
 
 	"github.com/moby/sys/user"
 
+	"github.com/buildkit-cacerts/buildkit-cacerts/cacerts"
 	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
 )
 
@@ -41,11 +42,9 @@ type Container struct {
 
 // Runner runs argv to completion in a sibling container of the exec and
 // returns its combined output (capped), also on failure. An error means the
-// program could not run, timed out or exited non-zero. It has the method set
-// of cacerts.Runner.
-type Runner interface {
-	Run(ctx context.Context, argv []string) (output []byte, err error)
-}
+// program could not run, timed out or exited non-zero. It is cacerts.Runner,
+// defined once at its consumer, the command path.
+type Runner = cacerts.Runner
 
 // Revert undoes an install. It is called exactly once, after the user
 // process exited, with a context that is not cancelled with the exec's.
