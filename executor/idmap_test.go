@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -79,18 +80,9 @@ func TestWrapIdentityMapping(t *testing.T) {
 		want  string // one path the install must create
 	}{
 		{
-			name: "fast path (debian)",
-			specs: []string{
-				"file etc/os-release \"ID=debian\\n\"",
-				"file bin/sh \"#!\" mode=0755",
-				"file bin/run-parts x mode=0755",
-				"file usr/bin/openssl x mode=0755",
-				"file usr/sbin/update-ca-certificates \"#!/bin/sh -e\\n\" mode=0755",
-				"dir usr/local/share/ca-certificates",
-				"file etc/ca-certificates.conf \"# none\\n\"",
-				"file etc/ssl/certs/ca-certificates.crt \"\"",
-			},
-			want: "usr/local/share/ca-certificates",
+			name:  "fast path (debian)",
+			specs: debianToolTree("# none\n"),
+			want:  "usr/local/share/ca-certificates",
 		},
 		{
 			name:  "generic path creates directories",
@@ -179,5 +171,21 @@ func TestWrapIdentityMappingWithoutRoot(t *testing.T) {
 	after, _ := treespec.Snapshot(root)
 	if d := treespec.Diff(before, after); len(d) > 0 {
 		t.Errorf("tree changed: %v", d)
+	}
+}
+
+// debianToolTree is a Debian root the fast path models exactly (and whose
+// update-ca-certificates the command path can run): the tool, the programs
+// it requires, an empty bundle and conf as /etc/ca-certificates.conf.
+func debianToolTree(conf string) []string {
+	return []string{
+		"file etc/os-release \"ID=debian\\n\"",
+		"file bin/sh \"#!\" mode=0755",
+		"file bin/run-parts x mode=0755",
+		"file usr/bin/openssl x mode=0755",
+		"file usr/sbin/update-ca-certificates \"#!/bin/sh -e\\n\" mode=0755",
+		"dir usr/local/share/ca-certificates",
+		"file etc/ca-certificates.conf " + strconv.Quote(conf),
+		"file etc/ssl/certs/ca-certificates.crt \"\"",
 	}
 }
