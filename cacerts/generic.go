@@ -13,6 +13,7 @@ import (
 	"github.com/moby/buildkit/util/bklog"
 	"github.com/sirupsen/logrus"
 
+	"github.com/buildkit-cacerts/buildkit-cacerts/certs"
 	"github.com/buildkit-cacerts/buildkit-cacerts/distro"
 	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
 )
@@ -196,7 +197,7 @@ func installBundle(fsys FS, j *Journal, p string, blocks [][]byte, o bundleOpt, 
 		if err != nil {
 			return skip(err.Error())
 		}
-		if !IsPEMBundle(data) && (o.named || len(bytes.TrimSpace(data)) > 0) {
+		if !certs.IsPEMBundle(data) && (o.named || len(bytes.TrimSpace(data)) > 0) {
 			return skip("not a PEM certificate bundle")
 		}
 		return appendTo(fsys, j, target, data, blocks)
@@ -222,7 +223,7 @@ func installThroughLink(fsys FS, j *Journal, link string, blocks [][]byte, o bun
 		return nil
 	}
 	data, rerr := fsys.ReadFileLimit(rt, maxBundle)
-	if rerr != nil || !IsPEMBundle(data) {
+	if rerr != nil || !certs.IsPEMBundle(data) {
 		log.WithFields(logrus.Fields{"path": link, "target": rt}).Debug("bundle link target is not a PEM bundle; left alone")
 		return nil
 	}
@@ -243,7 +244,7 @@ func installThroughLink(fsys FS, j *Journal, link string, blocks [][]byte, o bun
 // appendTo writes base+blocks to p (journaled) as update-ca-certificates
 // would append, 0644 when new.
 func appendTo(fsys FS, j *Journal, p string, base []byte, blocks [][]byte) error {
-	out, add := AppendPEM(base, blocks)
+	out, add := certs.AppendPEM(base, blocks)
 	e, err := j.writeFile(fsys, p, out, 0o644, add.Blocks)
 	if err != nil {
 		return err
