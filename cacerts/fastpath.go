@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/buildkit-cacerts/buildkit-cacerts/certs"
 	"github.com/buildkit-cacerts/buildkit-cacerts/distro"
 )
 
@@ -275,7 +276,7 @@ func (p *Plan) applyFast(fsys FS, j *Journal) error {
 		return err
 	}
 	if len(existing) == 0 || bytes.HasSuffix(out, bytes.Join(ours, nil)) {
-		e.add = &Addition{Blocks: ours}
+		e.add = &certs.Addition{Blocks: ours}
 	}
 	if e.base.mode.Perm() != 0o644 {
 		if err := fsys.Chmod(bundle, 0o644); err != nil {

@@ -3,11 +3,10 @@ package cacerts
 import (
 	"context"
 	"io/fs"
-	"path"
-	"strings"
 	"syscall"
 	"time"
 
+	"github.com/buildkit-cacerts/buildkit-cacerts/distro"
 	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
 )
 
@@ -59,42 +58,14 @@ type Runner interface {
 // maxBundle caps every bundle, anchor and hash-link target this package reads.
 const maxBundle = 10 << 20
 
-// trustStorePrefixes are the only container directories written (docs/design.md
-// invariant 6), besides an image's SSL_CERT_FILE that parses as a bundle.
-var trustStorePrefixes = []string{
-	"/etc/ssl",
-	"/etc/pki",
-	"/etc/ca-certificates",
-	"/usr/local/share/ca-certificates",
-	"/usr/share/ca-certificates",
-	"/var/lib/ca-certificates",
-}
-
 // IsTrustStorePath reports whether the clean absolute container path p lies
 // under a trust-store location this package may write (docs/design.md
-// invariant 6): /etc/ssl, /etc/pki, /etc/ca-certificates,
-// /usr/local/share/ca-certificates, /usr/share/ca-certificates or
-// /var/lib/ca-certificates. The directories themselves count.
-func IsTrustStorePath(p string) bool {
-	if p != path.Clean(p) || !path.IsAbs(p) {
-		return false
-	}
-	for _, pre := range trustStorePrefixes {
-		if p == pre || strings.HasPrefix(p, pre+"/") {
-			return true
-		}
-	}
-	return false
-}
+// invariant 6): one of distro.TrustStoreDirs, which holds the list. The
+// directories themselves count.
+func IsTrustStorePath(p string) bool { return distro.IsTrustStorePath(p) }
 
 // fsName turns a clean absolute container path into an io/fs name.
-func fsName(p string) string {
-	n := strings.TrimLeft(p, "/")
-	if n == "" {
-		return "."
-	}
-	return n
-}
+func fsName(p string) string { return distro.Name(p) }
 
 // statT returns the *syscall.Stat_t behind fi, or nil.
 func statT(fi fs.FileInfo) *syscall.Stat_t {

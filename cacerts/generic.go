@@ -13,6 +13,7 @@ import (
 	"github.com/moby/buildkit/util/bklog"
 	"github.com/sirupsen/logrus"
 
+	"github.com/buildkit-cacerts/buildkit-cacerts/certs"
 	"github.com/buildkit-cacerts/buildkit-cacerts/distro"
 	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
 )
@@ -196,7 +197,7 @@ func installBundle(fsys FS, j *Journal, p string, blocks [][]byte, o bundleOpt, 
 		if err != nil {
 			return skip(err.Error())
 		}
-		if !IsPEMBundle(data) && (o.named || len(bytes.TrimSpace(data)) > 0) {
+		if !certs.IsPEMBundle(data) && (o.named || len(bytes.TrimSpace(data)) > 0) {
 			return skip("not a PEM certificate bundle")
 		}
 		return appendTo(fsys, j, target, data, blocks)
@@ -222,7 +223,7 @@ func installThroughLink(fsys FS, j *Journal, link string, blocks [][]byte, o bun
 		return nil
 	}
 	data, rerr := fsys.ReadFileLimit(rt, maxBundle)
-	if rerr != nil || !IsPEMBundle(data) {
+	if rerr != nil || !certs.IsPEMBundle(data) {
 		log.WithFields(logrus.Fields{"path": link, "target": rt}).Debug("bundle link target is not a PEM bundle; left alone")
 		return nil
 	}
@@ -243,7 +244,7 @@ func installThroughLink(fsys FS, j *Journal, link string, blocks [][]byte, o bun
 // appendTo writes base+blocks to p (journaled) as update-ca-certificates
 // would append, 0644 when new.
 func appendTo(fsys FS, j *Journal, p string, base []byte, blocks [][]byte) error {
-	out, add := AppendPEM(base, blocks)
+	out, add := certs.AppendPEM(base, blocks)
 	e, err := j.writeFile(fsys, p, out, 0o644, add.Blocks)
 	if err != nil {
 		return err
@@ -359,7 +360,10 @@ func (p *Plan) installDebianAnchors(fsys FS, j *Journal, log *logrus.Entry) erro
 	b.WriteString("#!/bin/sh\n# buildkit-cacerts: the engine's CA certificates, for this RUN only (removed\n# after it), appended to the bundle update-ca-certificates just wrote.\n")
 	fmt.Fprintf(&b, "cat >>%s <<'BUILDKIT_CACERTS_EOF'\n", l.Bundles[0].Path)
 	for _, blk := range p.ourPEMs() {
-		b.Write(withNewline(blk))
+		b.Write(blk)
+		if len(blk) > 0 && blk[len(blk)-1] != '\n' {
+			b.WriteByte('\n')
+		}
 	}
 	b.WriteString("BUILDKIT_CACERTS_EOF\n")
 	if _, err := j.writeFile(fsys, hook, b.Bytes(), 0o755, p.ourPEMs()); err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/mount"
 
+	"github.com/buildkit-cacerts/buildkit-cacerts/certs"
 	"github.com/buildkit-cacerts/buildkit-cacerts/distro"
 	"github.com/buildkit-cacerts/buildkit-cacerts/internal/treespec"
 	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
@@ -195,4 +196,11 @@ func walkFiles(t testing.TB, root string, f func(p string, data []byte)) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// withNewline returns p ending in "\n", as update-ca-certificates' `sed -e
+// '$a\'` adds a file to its bundle (certs.AppendPEM to an empty bundle).
+func withNewline(p []byte) []byte {
+	out, _ := certs.AppendPEM(nil, [][]byte{p})
+	return out
 }

@@ -135,7 +135,7 @@ func measure(t *testing.T, root string, set *Set, opt Options) (cost, error) {
 }
 
 // bigBundle returns a PEM "bundle" of about size bytes: one CERTIFICATE
-// block IsPEMBundle accepts (it does not parse the certificate).
+// block certs.IsPEMBundle accepts (it does not parse the certificate).
 func bigBundle(size int) []byte {
 	raw := bytes.Repeat([]byte{0x30}, size*3/4)
 	enc := base64.StdEncoding.EncodeToString(raw)

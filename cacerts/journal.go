@@ -92,7 +92,7 @@ type entry struct {
 	// anchor, or what we added to a bundle.
 	blocks [][]byte
 	// add is the exact Addition when we appended to a bundle.
-	add *Addition
+	add *certs.Addition
 }
 
 // Journal records every change an Apply made, so Revert can undo it. It is

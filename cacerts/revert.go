@@ -13,6 +13,8 @@ import (
 
 	"github.com/moby/buildkit/util/bklog"
 	"github.com/sirupsen/logrus"
+
+	"github.com/buildkit-cacerts/buildkit-cacerts/certs"
 )
 
 // depth is the number of components of a container path.
@@ -234,11 +236,11 @@ func (j *Journal) removeOurs(fsys FS, e *entry, now state, log *logrus.Entry) er
 	if err != nil {
 		return fmt.Errorf("reading %s to remove our CAs: %w", e.path, err)
 	}
-	add := Addition{Blocks: e.blocks}
+	add := certs.Addition{Blocks: e.blocks}
 	if e.add != nil {
 		add = *e.add
 	}
-	out, missing := RemovePEM(data, add)
+	out, missing := certs.RemovePEM(data, add)
 	// Blocks of ours not found as we wrote them: our CAs in another form
 	// (a Java keystore a tool rebuilt, a block a tool re-wrapped) are
 	// removed by content, or the revert fails. When every block was found,

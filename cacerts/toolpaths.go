@@ -3,6 +3,8 @@ package cacerts
 import (
 	"path"
 	"strings"
+
+	"github.com/buildkit-cacerts/buildkit-cacerts/distro"
 )
 
 // ToolMayWrite reports whether the distribution's update tool, run by the
@@ -39,7 +41,7 @@ func AboveToolPaths(p string) bool {
 		return true
 	}
 	above := func(root string) bool { return strings.HasPrefix(root, p+"/") }
-	for _, pre := range trustStorePrefixes {
+	for _, pre := range distro.TrustStoreDirs() {
 		if above(pre) {
 			return true
 		}

@@ -5,7 +5,10 @@
 // layer through a path the journal did not predict (a JRE postinst building
 // /etc/ssl/certs/java/cacerts from every *.pem, `keytool -importcert`, a
 // rename, a copy). It also edits Java keystores (KeystoreKindOf, Entries,
-// AddTrusted, RemoveTrusted, Entries) and computes OpenSSL's subject hash (SubjectHash).
+// AddTrusted; Strip takes entries out), appends PEM blocks to a bundle the
+// way update-ca-certificates does and takes exactly those back out
+// (AppendPEM, RemovePEM, IsPEMBundle), and computes OpenSSL's subject hash
+// (SubjectHash, NameHash).
 //
 // It is ground floor: it imports the standard library, keystore-go (JKS) and
 // go-pkcs12 (PKCS#12) only.

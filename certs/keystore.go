@@ -105,15 +105,6 @@ func Entries(data []byte) ([]Entry, error) {
 	return nil, errors.New("not a JKS or PKCS#12 store")
 }
 
-// RemoveTrusted removes every trusted entry holding one of certs from a keystore;
-// it is Strip restricted to keystores.
-func RemoveTrusted(data []byte, certs []*x509.Certificate) ([]byte, int, error) {
-	if KeystoreKindOf(data) == KeystoreNone {
-		return nil, 0, errors.New("not a JKS or PKCS#12 store")
-	}
-	return NewSet(certs).Strip(data)
-}
-
 // aliasFor is the alias AddTrusted gives c: aliasPrefix and the first 8
 // bytes of the SHA-256 of its DER in hex, lower-cased as Java stores them.
 func aliasFor(aliasPrefix string, c *x509.Certificate) string {

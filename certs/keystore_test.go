@@ -263,18 +263,17 @@ func TestKeystoreKindOf(t *testing.T) {
 	}
 }
 
-func TestRemoveTrusted(t *testing.T) {
+// TestStripTrustedEntry: Strip takes our trusted entry out of a keystore
+// and keeps the other; AddTrusted refuses to edit PEM text as a keystore.
+func TestStripTrustedEntry(t *testing.T) {
 	ours, other := testCA(t, "Our CA"), testCA(t, "Other CA")
 	store := jksOf(t, "changeit", map[string]*x509.Certificate{"ours": ours, "other": other}, nil)
-	out, n, err := RemoveTrusted(store, []*x509.Certificate{ours})
+	out, n, err := NewSet([]*x509.Certificate{ours}).Strip(store)
 	if err != nil || n != 1 {
-		t.Fatalf("RemoveTrusted = %d, %v", n, err)
+		t.Fatalf("Strip = %d, %v", n, err)
 	}
 	if es := aliasesOf(t, out); len(es) != 1 || es["other"] == nil {
 		t.Fatalf("left %v", slices.Collect(mapKeys(es)))
-	}
-	if _, _, err := RemoveTrusted([]byte(pem64(ours)), []*x509.Certificate{ours}); err == nil {
-		t.Fatal("RemoveTrusted edited PEM text")
 	}
 	if _, err := AddTrusted([]byte(pem64(ours)), []*x509.Certificate{other}, "x-", time.Now()); err == nil {
 		t.Fatal("AddTrusted edited PEM text")

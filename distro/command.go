@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"path"
 	"slices"
+	"strings"
 )
 
 // ErrNotInstalled is returned (wrapped) by Command.Find and Layout.FindUpdate
@@ -14,7 +15,7 @@ var ErrNotInstalled = errors.New("not installed")
 // Find reports whether c can run in the container root fsys: one of c.Paths
 // is an executable regular file (after following symlinks inside the root),
 // c.Interpreter is one too, and every entry of c.Requires is found in
-// SearchPath. It returns a copy of c.Argv with Argv[0] set to the path found.
+// DefaultPath. It returns a copy of c.Argv with Argv[0] set to the path found.
 // It only stats; it never reads or runs anything. The answer is about the
 // image as it is now: a hostile image can still make the program fail.
 func (c Command) Find(fsys fs.FS) ([]string, error) {
@@ -63,9 +64,9 @@ func (l Layout) FindUpdate(fsys fs.FS) ([]string, error) {
 	return nil, errors.Join(errs...)
 }
 
-// lookPath returns the first SearchPath entry holding an executable name, or "".
+// lookPath returns the first DefaultPath entry holding an executable name, or "".
 func lookPath(fsys fs.FS, name string) string {
-	for _, dir := range SearchPath() {
+	for _, dir := range strings.Split(DefaultPath, ":") {
 		p := path.Join(dir, name)
 		if isExecutable(fsys, p) {
 			return p
@@ -75,7 +76,8 @@ func lookPath(fsys fs.FS, name string) string {
 }
 
 // isExecutable reports whether the container path p is a regular file with
-// an execute bit, following symlinks as fsys does.
+// an execute bit, following symlinks as fsys does. It is the project's one
+// test of "installed": a directory, FIFO or device never counts.
 func isExecutable(fsys fs.FS, p string) bool {
 	name := Name(p)
 	if !fs.ValidPath(name) {

@@ -28,13 +28,23 @@
 // order TLS libraries look for them, hash directory, update command and how to
 // tell it is installed, hook directories, Java and Python certifi stores. All
 // layout paths are absolute container paths ("/etc/ssl/certs"); Name turns
-// one into an io/fs name. This package imports only the standard library.
+// one into an io/fs name.
+//
+// The package also holds the other facts about a container's layout that
+// more than one package needs, so each is defined once: the PATH a RUN
+// step gets (DefaultPath: where Command.Requires are looked up, and what
+// the executor's sibling runs the update command with), the trust-store
+// directories (TrustStoreDirs: the only places the cacerts package writes,
+// docs/design.md invariant 6), a container path's io/fs name (Name) and
+// what counts as an executable (Command.Find). It imports only the
+// standard library and, for its error values, the vfs.
 package distro
 
 import (
-	"errors"
 	"io/fs"
 	"strings"
+
+	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
 )
 
 // Family is the group of distributions that share one trust-store layout.
@@ -121,14 +131,17 @@ type Distro struct {
 }
 
 // Errors Detect records in Distro.Problems, inside an *fs.PathError naming
-// the container path. Problems also carry the errors fsys itself returns (a
-// LimitedReadFS such as the vfs has its own too-large and not-regular errors).
+// the container path. They are the vfs's own values, so a problem matches
+// them with errors.Is whether Detect found it or the vfs (a LimitedReadFS)
+// refused the read. Problems also carry the other errors fsys returns.
 var (
 	// ErrNotRegular is recorded when a file Detect would read is a
-	// directory, FIFO, socket or device. Such files are never opened for reading.
-	ErrNotRegular = errors.New("not a regular file")
-	// ErrTooLarge is recorded when a file is larger than the cap for its kind.
-	ErrTooLarge = errors.New("file too large")
+	// directory, FIFO, socket or device. Such files are never opened for
+	// reading. It is vfs.ErrNotRegular.
+	ErrNotRegular = vfs.ErrNotRegular
+	// ErrTooLarge is recorded when a file is larger than the cap for its
+	// kind. It is vfs.ErrTooLarge.
+	ErrTooLarge = vfs.ErrTooLarge
 )
 
 // Size caps for the files Detect reads.
@@ -142,7 +155,8 @@ const (
 // LimitedReadFS is an optional interface of the fs.FS given to Detect.
 // ReadFileLimit reads the named file (following symlinks inside the root)
 // only if it is a regular file of at most max bytes, checking both on the
-// open handle; else it returns an error and reads nothing. Detect prefers it
+// open handle; else it returns an error (wrapping ErrNotRegular or
+// ErrTooLarge for those two reasons) and reads nothing. *vfs.FS implements it. Detect prefers it
 // over Stat-then-Open, which cannot exclude a swap between the two calls.
 type LimitedReadFS interface {
 	fs.FS

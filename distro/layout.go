@@ -85,14 +85,8 @@ type Command struct {
 	// ("/bin/sh", "/bin/bash"), or "" for a compiled program.
 	Interpreter string `json:"interpreter,omitempty"`
 	// Requires names other programs the command runs, looked up in
-	// SearchPath (Debian's runs openssl rehash and run-parts).
+	// DefaultPath (Debian's runs openssl rehash and run-parts).
 	Requires []string `json:"requires,omitempty"`
-}
-
-// SearchPath is the PATH BuildKit gives a RUN step whose image sets none, in
-// which Command.Requires are looked up.
-func SearchPath() []string {
-	return []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}
 }
 
 // LayoutFor returns a fresh copy of the layout of family f. An unrecognised

@@ -2,7 +2,12 @@ package executor
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
+	"github.com/moby/sys/user"
+
+	"github.com/buildkit-cacerts/buildkit-cacerts/cacerts"
 	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
 )
 
@@ -19,6 +24,12 @@ type Container struct {
 	Mounts []vfs.Spec
 	// Env is the user process's environment.
 	Env []string
+	// IdentityMapping is the root snapshot's user-namespace mapping
+	// (BuildKit's MountableRef.IdentityMapping: the worker's userns remap),
+	// nil when it has none. Files and directories an Installer creates must
+	// be owned by its root pair (RootOwner), the container's root as the
+	// host sees it; under a remap the host's root is nobody in the container.
+	IdentityMapping *user.IdentityMapping
 	// Runner runs a program in a sibling container on the same root: uid 0,
 	// no network, no TTY, PATH only in the environment, cwd /, the exec's
 	// cgroup parent, resources and ulimits, only the exec's mounts in the
@@ -31,11 +42,9 @@ type Container struct {
 
 // Runner runs argv to completion in a sibling container of the exec and
 // returns its combined output (capped), also on failure. An error means the
-// program could not run, timed out or exited non-zero. It has the method set
-// of cacerts.Runner.
-type Runner interface {
-	Run(ctx context.Context, argv []string) (output []byte, err error)
-}
+// program could not run, timed out or exited non-zero. It is cacerts.Runner,
+// defined once at its consumer, the command path.
+type Runner = cacerts.Runner
 
 // Revert undoes an install. It is called exactly once, after the user
 // process exited, with a context that is not cancelled with the exec's.
@@ -54,3 +63,24 @@ type InstallerFunc func(ctx context.Context, c *Container) (Revert, error)
 
 // Install calls f.
 func (f InstallerFunc) Install(ctx context.Context, c *Container) (Revert, error) { return f(ctx, c) }
+
+// ErrUnmappedRoot is matched (errors.Is) by the error RootOwner returns for
+// an identity mapping that maps no container root.
+var ErrUnmappedRoot = errors.New("the root snapshot's identity mapping has no container root")
+
+// RootOwner returns the vfs options that make the files, directories and
+// symlinks a view of c creates owned by the container's root: its
+// IdentityMapping's root pair (vfs.WithRootOwner), or none without a
+// mapping (the daemon's own ids are the container's root then, for a root
+// and a rootless daemon alike). A mapping that maps no container root is
+// refused: what we created would belong to nobody the container knows.
+func (c *Container) RootOwner() ([]vfs.Option, error) {
+	if c.IdentityMapping == nil || c.IdentityMapping.Empty() {
+		return nil, nil
+	}
+	uid, gid, err := c.IdentityMapping.ToHost(0, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnmappedRoot, err)
+	}
+	return []vfs.Option{vfs.WithRootOwner(uid, gid)}, nil
+}

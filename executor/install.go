@@ -59,7 +59,11 @@ func (d *defaultInstaller) install(ctx context.Context, c *Container, set *cacer
 		return nil, nil
 	}
 	since := time.Now()
-	fsys, err := vfs.New(ctx, c.Root, c.Mounts)
+	owner, err := c.RootOwner()
+	if err != nil {
+		return nil, err
+	}
+	fsys, err := vfs.New(ctx, c.Root, c.Mounts, owner...)
 	if err != nil {
 		return nil, fmt.Errorf("viewing the container's filesystem: %w", err)
 	}
@@ -89,7 +93,7 @@ func (d *defaultInstaller) install(ctx context.Context, c *Container, set *cacer
 		return nil, nil
 	}
 	return func(ctx context.Context) error {
-		fsys, err := vfs.New(ctx, c.Root, c.Mounts)
+		fsys, err := vfs.New(ctx, c.Root, c.Mounts, owner...)
 		if err != nil {
 			return fmt.Errorf("viewing the container's filesystem to revert (left: %s): %w", strings.Join(j.Paths(), ", "), err)
 		}

@@ -70,16 +70,7 @@ func TestDefaultInstallerCombineAbove(t *testing.T) {
 	}{{0, 1}, {-1, set.Len()}, {set.Len(), set.Len()}} {
 		t.Run(fmt.Sprintf("above=%d", tc.above), func(t *testing.T) {
 			root := filepath.Join(t.TempDir(), "root")
-			treespec.Build(t, root,
-				"file etc/os-release \"ID=debian\\n\"",
-				"file bin/sh \"#!\" mode=0755",
-				"file bin/run-parts x mode=0755",
-				"file usr/bin/openssl x mode=0755",
-				"file usr/sbin/update-ca-certificates \"#!/bin/sh -e\\n\" mode=0755",
-				"dir usr/local/share/ca-certificates",
-				"file etc/ca-certificates.conf \"# none\\n\"",
-				"file etc/ssl/certs/ca-certificates.crt \"\"",
-			)
+			treespec.Build(t, root, debianToolTree("# none\n")...)
 			before, err := treespec.Snapshot(root)
 			if err != nil {
 				t.Fatal(err)

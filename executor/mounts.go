@@ -7,6 +7,7 @@ import (
 	"path"
 
 	bkexecutor "github.com/moby/buildkit/executor"
+	"github.com/moby/sys/user"
 	"github.com/sirupsen/logrus"
 
 	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
@@ -14,8 +15,11 @@ import (
 
 // specs are the mounted specs of one container and their releases.
 type specs struct {
-	root     vfs.Spec
-	mounts   []vfs.Spec
+	root   vfs.Spec
+	mounts []vfs.Spec
+	// idmap is the root snapshot's user-namespace mapping
+	// (MountableRef.IdentityMapping), nil when it has none.
+	idmap    *user.IdentityMapping
 	releases []func() error
 }
 
@@ -31,16 +35,16 @@ func acquireSpecs(ctx context.Context, root bkexecutor.Mount, mounts []bkexecuto
 			s.release(nil)
 		}
 	}()
-	rs, err := s.acquire(ctx, "/", root)
+	rs, idmap, err := s.acquire(ctx, "/", root)
 	if err != nil {
 		return nil, err
 	}
-	s.root = rs
+	s.root, s.idmap = rs, idmap
 	for _, m := range mounts {
 		if m.Src == nil {
 			continue
 		}
-		ms, err := s.acquire(ctx, m.Dest, m)
+		ms, _, err := s.acquire(ctx, m.Dest, m)
 		if err != nil {
 			return nil, err
 		}
@@ -49,19 +53,21 @@ func acquireSpecs(ctx context.Context, root bkexecutor.Mount, mounts []bkexecuto
 	return s, nil
 }
 
-func (s *specs) acquire(ctx context.Context, dest string, m bkexecutor.Mount) (vfs.Spec, error) {
+// acquire mounts m and returns its spec and the identity mapping of its
+// snapshot (nil when none).
+func (s *specs) acquire(ctx context.Context, dest string, m bkexecutor.Mount) (vfs.Spec, *user.IdentityMapping, error) {
 	ref, err := m.Src.Mount(ctx, m.Readonly)
 	if err != nil {
-		return vfs.Spec{}, fmt.Errorf("mounting %s: %w", dest, err)
+		return vfs.Spec{}, nil, fmt.Errorf("mounting %s: %w", dest, err)
 	}
 	mnts, release, err := ref.Mount()
 	if err != nil {
-		return vfs.Spec{}, fmt.Errorf("mounting %s: %w", dest, err)
+		return vfs.Spec{}, nil, fmt.Errorf("mounting %s: %w", dest, err)
 	}
 	if release != nil {
 		s.releases = append(s.releases, release)
 	}
-	return vfs.Spec{Dest: dest, Mounts: mnts, Selector: m.Selector, Readonly: m.Readonly}, nil
+	return vfs.Spec{Dest: dest, Mounts: mnts, Selector: m.Selector, Readonly: m.Readonly}, ref.IdentityMapping(), nil
 }
 
 // release releases every mount, last first, and logs failures (there is

@@ -17,18 +17,18 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/buildkit-cacerts/buildkit-cacerts/cacerts"
+	"github.com/buildkit-cacerts/buildkit-cacerts/distro"
 	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
 )
-
-// SiblingPath is the PATH of every sibling container, whatever the image's.
-const SiblingPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // maxSiblingOutput caps the output of a sibling kept for the log.
 const maxSiblingOutput = 64 << 10
 
 // sibling runs the distro's tool in a container next to the exec's: the same
-// root through the same inner executor, as uid 0, cwd /, PATH SiblingPath and
-// nothing else in the environment, no network, no TTY, no stdin. Its output
+// root through the same inner executor, as uid 0, cwd /, PATH
+// distro.DefaultPath whatever the image's (the PATH the tool's required
+// programs were looked up in) and nothing else in the environment, no
+// network, no TTY, no stdin. Its output
 // goes to the daemon's log (debug; warning on failure), never to the build's
 // output.
 //
@@ -86,7 +86,7 @@ func (s *sibling) Run(ctx context.Context, argv []string) ([]byte, error) {
 	out := &cappedBuffer{max: maxSiblingOutput}
 	meta := bkexecutor.Meta{
 		Args:     argv,
-		Env:      []string{"PATH=" + SiblingPath},
+		Env:      []string{"PATH=" + distro.DefaultPath},
 		User:     "0:0",
 		Cwd:      "/",
 		Hostname: s.hostname,

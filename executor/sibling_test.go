@@ -196,16 +196,7 @@ func TestSiblingWritesOutside(t *testing.T) {
 func TestSiblingWritesOutsideRollsBack(t *testing.T) {
 	h := newHarness(t)
 	root := h.root.Src.(*fakeMountable).src
-	treespec.Build(t, root,
-		"file etc/os-release \"ID=debian\\n\"",
-		"file bin/sh \"#!\" mode=0755",
-		"file bin/run-parts x mode=0755",
-		"file usr/bin/openssl x mode=0755",
-		"file usr/sbin/update-ca-certificates \"#!/bin/sh -e\\n\" mode=0755",
-		"dir usr/local/share/ca-certificates",
-		"file etc/ca-certificates.conf \"\"",
-		"file etc/ssl/certs/ca-certificates.crt \"\"",
-	)
+	treespec.Build(t, root, debianToolTree("")...)
 	before, err := treespec.Snapshot(root)
 	if err != nil {
 		t.Fatal(err)

@@ -124,10 +124,11 @@ func (w *wrapped) Run(ctx context.Context, id string, root bkexecutor.Mount, mou
 	defer specs.release(log)
 
 	c := &Container{
-		ID:     id,
-		Root:   specs.root,
-		Mounts: specs.mounts,
-		Env:    process.Meta.Env,
+		ID:              id,
+		Root:            specs.root,
+		Mounts:          specs.mounts,
+		Env:             process.Meta.Env,
+		IdentityMapping: specs.idmap,
 		Runner: &sibling{
 			inner:    w.inner,
 			root:     root,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/buildkit-cacerts/buildkit-cacerts/cacerts"
+	"github.com/buildkit-cacerts/buildkit-cacerts/distro"
 	"github.com/containerd/containerd/v2/core/mount"
 	bkexecutor "github.com/moby/buildkit/executor"
 	resourcestypes "github.com/moby/buildkit/executor/resources/types"
@@ -310,7 +311,7 @@ func TestSiblingProcess(t *testing.T) {
 		t.Fatalf("inner ran %d processes, want 2", len(h.inner.metas))
 	}
 	sib := h.inner.metas[0]
-	if got, want := sib.Meta.Env, []string{"PATH=" + SiblingPath}; !slices.Equal(got, want) {
+	if got, want := sib.Meta.Env, []string{"PATH=" + distro.DefaultPath}; !slices.Equal(got, want) {
 		t.Errorf("sibling env %q, want %q", got, want)
 	}
 	if sib.Meta.User != "0:0" || sib.Meta.Cwd != "/" || sib.Meta.Tty || sib.Meta.NetMode != pb.NetMode_NONE || !sib.Meta.RemoveMountStubsRecursive {

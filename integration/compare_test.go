@@ -33,7 +33,7 @@ var knownBugs = map[string]string{
 	// Issue 11: steps that derive state from the trust store (the cases
 	// of cases_derive_test.go). On main at 5229e19 all 34 cells of these
 	// cases failed; with the sweep (c202c8c) these still do.
-	"debian-bookworm-min/derive-deb":          "issue 11 (1), cacerts: all.pem (created empty, then the store appended: 0 bytes without injection) holds exactly our generic bundle, the only *.crt of this root, so the sweep takes it for a copy of our file and removes it; a plain cp of that bundle (bundle.crt, absent without injection) looks the same in the layer",
+	"debian-bookworm-min/derive-deb": "issue 11 (1), cacerts: all.pem (created empty, then the store appended: 0 bytes without injection) holds exactly our generic bundle, the only *.crt of this root, so the sweep takes it for a copy of our file and removes it; a plain cp of that bundle (bundle.crt, absent without injection) looks the same in the layer",
 }
 
 // knownBug skips t naming a product bug that makes it fail.

@@ -36,6 +36,8 @@
 //     restart at the container's "/", ".." never rises above it and crosses
 //     mount boundaries like the kernel (the parent of a mount's root is the
 //     directory holding the mount point); more than 40 links gives ELOOP.
+//     One loop (the walker's walkTo) applies these rules to every
+//     resolution: paths, mount destinations and selectors alike.
 //   - Every other syscall acts on a handle or on one name relative to a
 //     directory handle, never on a path string rebuilt from a resolution.
 //     Metadata calls use AT_EMPTY_PATH on the entry's own handle, so a

@@ -311,43 +311,14 @@ func (fsys *FS) applySelector(ent *mountEnt, sel string) error {
 func (fsys *FS) resolveDest(dest string) (string, error) {
 	w := fsys.newWalker()
 	defer w.close()
-	comps := splitPath(dest)
-	for len(comps) > 0 {
-		name := comps[0]
-		comps = comps[1:]
-		top := w.top()
-		switch name {
-		case ".":
-			continue
-		case "..":
-			w.pop()
-			continue
-		}
-		if top.n == nil || !top.n.isDir() {
-			return lexical(top.path, name, comps), nil
-		}
-		f, err := w.child(name)
-		if isErrno(err, syscall.ENOENT) {
-			return lexical(top.path, name, comps), nil
-		}
-		if err != nil {
-			return "", err
-		}
-		if f.n != nil && f.n.isLink() {
-			more, err := w.expandLink(f)
-			if err != nil {
-				return "", err
-			}
-			comps = append(more, comps...)
-			continue
-		}
-		w.push(f)
+	rest, err := w.walkMissing(splitPath(dest))
+	if err != nil {
+		return "", err
 	}
-	return w.top().path, nil
-}
-
-func lexical(base, name string, rest []string) string {
-	return path.Clean(base + "/" + name + "/" + strings.Join(rest, "/"))
+	if len(rest) == 0 {
+		return w.top().path, nil
+	}
+	return path.Clean(w.top().path + "/" + strings.Join(rest, "/")), nil
 }
 
 // opaqueErr returns an OpaqueMountError holding a copy of m's description.

@@ -226,29 +226,6 @@ func TestFSTestWhole(t *testing.T) {
 	})
 }
 
-func TestLookPath(t *testing.T) {
-	sb := newSandbox(t,
-		"file usr/bin/update-ca-certificates x mode=0755",
-		"file usr/sbin/noexec x mode=0644",
-		"symlink bin -> usr/bin",
-		"symlink usr/local/bin/evil -> /../../../bin/sh",
-	)
-	fsys := mustNew(t, bindSpec("/", sb.root, false), nil)
-	for _, tc := range []struct{ file, path, want string }{
-		{"update-ca-certificates", "/usr/local/bin:/bin:/usr/bin", "/bin/update-ca-certificates"},
-		{"update-ca-certificates", "/usr/local/bin::/usr/bin", "/usr/bin/update-ca-certificates"},
-		{"noexec", "/usr/sbin", ""},
-		{"evil", "/usr/local/bin", ""},
-		{"/usr/bin/update-ca-certificates", "", "/usr/bin/update-ca-certificates"},
-		{"missing", "/usr/bin", ""},
-	} {
-		got, err := fsys.LookPath(tc.file, tc.path)
-		if got != tc.want || (tc.want == "") != (err != nil) {
-			t.Errorf("LookPath(%q, %q) = %q, %v; want %q", tc.file, tc.path, got, err, tc.want)
-		}
-	}
-}
-
 func TestFSTest(t *testing.T) {
 	modes(t, func(t *testing.T, opts []Option) {
 		fsys, _ := mountedFS(t, opts)

@@ -1,7 +1,6 @@
 package vfs
 
 import (
-	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -425,51 +424,4 @@ func (fsys *FS) EvalSymlinks(unsafePath string) (string, *Mount, error) {
 	f.n.close()
 	m := f.m.info
 	return f.path, &m, nil
-}
-
-// LookPath searches for an executable named file like exec.LookPath does
-// inside the container: a file containing a slash is checked as is,
-// otherwise each directory of pathEnv (colon-separated, empty entries
-// skipped) is tried. The result is a container path whose target is a
-// regular file with an execute bit.
-func (fsys *FS) LookPath(file, pathEnv string) (string, error) {
-	if strings.Contains(file, "/") {
-		if err := fsys.isExecutable(file); err != nil {
-			return "", pathErr("lookpath", file, err)
-		}
-		return file, nil
-	}
-	if file == "" {
-		return "", pathErr("lookpath", file, fs.ErrNotExist)
-	}
-	var last error = fs.ErrNotExist
-	for _, dir := range strings.Split(pathEnv, ":") {
-		if dir == "" {
-			continue
-		}
-		cand := path.Join("/", dir, file)
-		err := fsys.isExecutable(cand)
-		if err == nil {
-			return cand, nil
-		}
-		if errors.Is(err, ErrOpaqueMount) || !errors.Is(err, fs.ErrNotExist) {
-			last = err
-		}
-	}
-	return "", pathErr("lookpath", file, last)
-}
-
-func (fsys *FS) isExecutable(unsafePath string) error {
-	f, err := fsys.resolve(unsafePath, true)
-	if err != nil {
-		return err
-	}
-	defer f.n.close()
-	if f.n == nil {
-		return noNodeErr(f)
-	}
-	if !f.n.isReg() || f.n.st.Mode&0o111 == 0 {
-		return syscall.EACCES
-	}
-	return nil
 }

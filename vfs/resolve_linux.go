@@ -147,7 +147,7 @@ func (w *walker) expandLink(f frame) ([]string, error) {
 // when follow is set (a trailing slash always follows). On success the top
 // frame is the result.
 func (w *walker) walk(comps []string, follow bool) error {
-	_, err := w.walkTo(comps, follow, false)
+	_, err := w.walkTo(comps, walkMode{follow: follow})
 	return err
 }
 
@@ -155,12 +155,48 @@ func (w *walker) walk(comps []string, follow bool) error {
 // on the way) and returns the last one, unresolved: the top frame is then
 // the directory that holds it. The name may be "." or "..".
 func (w *walker) walkParent(comps []string) (string, error) {
-	return w.walkTo(comps, true, true)
+	rest, err := w.walkTo(comps, walkMode{follow: true, parentOnly: true})
+	if err != nil {
+		return "", err
+	}
+	if len(rest) == 0 {
+		return "", nil
+	}
+	return rest[0], nil
 }
 
-func (w *walker) walkTo(comps []string, follow, parentOnly bool) (string, error) {
+// walkMissing resolves comps like runc resolves a mount destination:
+// symlinks are followed (the final one too), and the walk stops at the
+// first component that does not exist (runc creates it) or sits under
+// something that cannot be looked into (a file, a directory that exists
+// only on the way to a mount point, an opaque mount). The top frame is
+// then the last entry found, and the components from the one that
+// stopped the walk are returned, unresolved, for the caller to take
+// lexically. "." and ".." never fail: ".." is the top frame's parent,
+// whatever the top frame is.
+func (w *walker) walkMissing(comps []string) ([]string, error) {
+	return w.walkTo(comps, walkMode{follow: true, missingStops: true})
+}
+
+// walkMode selects what walkTo does at the end of a path and at a
+// component it cannot resolve. The symlink and ".." rules are the same in
+// every mode.
+type walkMode struct {
+	// follow makes a final symlink be followed.
+	follow bool
+	// parentOnly stops before the last component and returns it.
+	parentOnly bool
+	// missingStops returns the remaining components, from one that does
+	// not exist or whose parent cannot be looked into, instead of an error.
+	missingStops bool
+}
+
+// walkTo is the one resolution loop: every lookup, symlink hop and ".."
+// goes through it, whatever the caller (docs/design.md invariant 1). It
+// returns the components it left unresolved (see walkMode), else nil.
+func (w *walker) walkTo(comps []string, mode walkMode) ([]string, error) {
 	if c := w.fs.cache; c != nil && len(w.stack) == 1 {
-		if st, rest, ok := c.seed(comps, parentOnly); ok {
+		if st, rest, ok := c.seed(comps, mode.parentOnly); ok {
 			w.stack = append(w.stack[:0], st...)
 			comps = rest
 		}
@@ -168,43 +204,50 @@ func (w *walker) walkTo(comps []string, follow, parentOnly bool) (string, error)
 	for len(comps) > 0 {
 		name := comps[0]
 		last := len(comps) == 1
-		if last && parentOnly {
+		if last && mode.parentOnly {
 			top := w.top()
 			if top.n == nil {
-				return "", noNodeErr(*top)
+				return nil, noNodeErr(*top)
 			}
 			if !top.n.isDir() {
-				return "", syscall.ENOTDIR
+				return nil, syscall.ENOTDIR
 			}
-			return name, nil
+			return comps, nil
 		}
-		comps = comps[1:]
 		switch name {
 		case ".", "..":
 			top := w.top()
-			if top.n != nil && !top.n.isDir() {
-				return "", syscall.ENOTDIR
+			if !mode.missingStops && top.n != nil && !top.n.isDir() {
+				return nil, syscall.ENOTDIR
 			}
+			comps = comps[1:]
 			if name == ".." {
 				w.pop()
 			}
 			continue
 		}
-		f, err := w.child(name)
-		if err != nil {
-			return "", err
+		if top := w.top(); mode.missingStops && (top.n == nil || !top.n.isDir()) {
+			return comps, nil
 		}
-		if f.n != nil && f.n.isLink() && (!last || follow) {
+		f, err := w.child(name)
+		if mode.missingStops && isErrno(err, syscall.ENOENT) {
+			return comps, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		comps = comps[1:]
+		if f.n != nil && f.n.isLink() && (!last || mode.follow) {
 			more, err := w.expandLink(f)
 			if err != nil {
-				return "", err
+				return nil, err
 			}
 			comps = append(more, comps...)
 			continue
 		}
 		w.push(f)
 	}
-	return "", nil
+	return nil, nil
 }
 
 // takeTop removes the top frame from the walker and returns it; the caller

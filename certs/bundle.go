@@ -1,4 +1,4 @@
-package cacerts
+package certs
 
 import (
 	"bytes"
@@ -109,8 +109,8 @@ func lastLineStart(b, sub []byte) int {
 
 // IsPEMBundle reports whether data parses as a PEM certificate bundle: at
 // least one CERTIFICATE block, no private key, and nothing but whitespace and
-// text lines (comments) between blocks. An image's SSL_CERT_FILE is written
-// only when it passes.
+// text lines (comments) between blocks. The cacerts package writes an
+// image's SSL_CERT_FILE only when it passes.
 func IsPEMBundle(data []byte) bool {
 	n := 0
 	rest := data
@@ -128,9 +128,4 @@ func IsPEMBundle(data []byte) bool {
 		rest = r
 	}
 	return n > 0 && !bytes.Contains(rest, []byte{0})
-}
-
-// ContainsBlock reports whether the PEM block blk starts a line of bundle.
-func ContainsBlock(bundle, blk []byte) bool {
-	return lastLineStart(bundle, blk) >= 0
 }
