@@ -206,7 +206,7 @@ func (p *Plan) applyFast(fsys FS, j *Journal) error {
 	}
 	data := be.base.data
 	if len(data) > 0 && data[len(data)-1] != '\n' {
-		return fmt.Errorf("bundle %s does not end with a newline: run update-ca-certificates in the image, or use the command path", bundle)
+		return fmt.Errorf("%w: bundle %s does not end with a newline: run update-ca-certificates in the image, or use the command path", ErrStaleBundle, bundle)
 	}
 	pieces, tailStart, err := localAnchors(fsys, anchorDir, bundle, existing, data)
 	if err != nil {
@@ -240,12 +240,12 @@ func (p *Plan) applyFast(fsys FS, j *Journal) error {
 		if _, err := j.writeFile(fsys, anchor, contents[i], 0o644, f.blocks()); err != nil {
 			return err
 		}
-		j.ours[anchor] = true
+		j.markOurs(anchor)
 		pemName := f.name + ".pem"
 		if err := j.symlink(fsys, anchor, path.Join(etc, pemName)); err != nil {
 			return err
 		}
-		j.ours[pemName] = true
+		j.markOurs(pemName)
 	}
 
 	// Hash links, bucket by bucket, for the files rehash hashes: those
@@ -282,7 +282,7 @@ func (p *Plan) applyFast(fsys FS, j *Journal) error {
 			return fmt.Errorf("chmod %s: %w", bundle, err)
 		}
 	}
-	j.scan = append(j.scan, etc)
+	j.scanForLinks(etc)
 	return nil
 }
 
@@ -293,31 +293,16 @@ type rehashOurs struct {
 	cert *Cert
 }
 
+// ErrStaleBundle is matched (errors.Is) by the fast path's error for a
+// bundle that is not what update-ca-certificates would have built from the
+// image's anchors (it does not end with the local anchors, or with a
+// newline): the fast path cannot add ours the tool's way.
+var ErrStaleBundle = errors.New("the bundle is not what update-ca-certificates built")
+
 // dpkgInstalled is a dpkg info file of Debian's ca-certificates package
 // that exists only while the package is installed: dpkg deletes it on remove
 // (the package's .list and .postrm stay until purge).
 const dpkgInstalled = "/var/lib/dpkg/info/ca-certificates.md5sums"
-
-// watchPackageDir notes that the existing directory dir is removed when the
-// package whose installed-marker file is marker is removed: Debian's
-// ca-certificates.postrm runs `rmdir /usr/local/share/ca-certificates
-// 2>/dev/null || true` on remove, which fails while our anchors are in it.
-func (j *Journal) watchPackageDir(fsys FS, dir, marker string) {
-	fi, err := fsys.Lstat(fsName(dir))
-	if err != nil || !fi.IsDir() {
-		return
-	}
-	if fi, err := fsys.Lstat(fsName(marker)); err != nil || !fi.Mode().IsRegular() {
-		return
-	}
-	if j.pkgDirs == nil {
-		j.pkgDirs = map[string]string{}
-	}
-	j.pkgDirs[dir] = marker
-	if _, err := j.record(fsys, dir, false); err != nil {
-		delete(j.pkgDirs, dir)
-	}
-}
 
 // rehashBucket makes the <hash>.<n> links of bucket h in etc what `openssl
 // rehash` would after our .pem links appeared, trusting the existing links

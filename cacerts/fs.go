@@ -5,7 +5,6 @@ import (
 	"io/fs"
 	"path"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
@@ -23,6 +22,9 @@ type FS interface {
 	Stat(name string) (fs.FileInfo, error)
 	Lstat(name string) (fs.FileInfo, error)
 	ReadDir(name string) ([]fs.DirEntry, error)
+	// ReadDirNames lists the names in a directory, sorted, without a
+	// lookup per entry (glob's cheap listing of /usr/lib).
+	ReadDirNames(name string) ([]string, error)
 	ReadLink(name string) (string, error)
 	// ReadFileLimit reads a regular file of at most max bytes, following
 	// symlinks inside the container.
@@ -45,7 +47,13 @@ type FS interface {
 	// EvalSymlinks resolves every symlink inside the container and returns
 	// the canonical container path and the mount it lands in.
 	EvalSymlinks(unsafePath string) (string, *vfs.Mount, error)
+	// Invalidate drops what the view remembers of directories (vfs keeps
+	// their handles): whoever changes the tree behind the view's back (the
+	// command path's tool) calls it.
+	Invalidate()
 }
+
+var _ FS = (*vfs.FS)(nil)
 
 // Runner runs a command inside the container whose root the FS views, as
 // uid 0, without network, with a minimal environment (PATH only) and the
@@ -94,10 +102,4 @@ func fsName(p string) string {
 		return "."
 	}
 	return n
-}
-
-// statT returns the *syscall.Stat_t behind fi, or nil.
-func statT(fi fs.FileInfo) *syscall.Stat_t {
-	st, _ := fi.Sys().(*syscall.Stat_t)
-	return st
 }

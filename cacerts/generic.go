@@ -82,7 +82,7 @@ func (p *Plan) applyCertifi(ctx context.Context, fsys FS, j *Journal) error {
 // SSL_CERT_DIR name (image ENV: untrusted values, resolved in the root).
 func (p *Plan) applyEnv(ctx context.Context, fsys FS, j *Journal) error {
 	log := bklog.G(ctx)
-	for _, kv := range p.opt.Env {
+	for _, kv := range p.x.Env {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
 			continue
@@ -144,12 +144,6 @@ func resolveForCreate(fsys FS, dir string) (string, *vfs.Mount, bool, error) {
 	}
 }
 
-// done reports whether we already put our blocks into the file p.
-func (j *Journal) done(p string) bool {
-	e, ok := j.byPath[p]
-	return ok && len(e.blocks) > 0
-}
-
 // installBundle appends blocks to the bundle at the container path p (or
 // creates it), resolving symlinks inside the root. A link whose target is a
 // writable trust-store file in the root mount is written through (the
@@ -173,7 +167,7 @@ func installBundle(fsys FS, j *Journal, p string, blocks [][]byte, o bundleOpt, 
 	if !o.named && !IsTrustStorePath(target) {
 		return skip("resolves to " + target + ", outside trust-store paths")
 	}
-	if j.done(target) {
+	if j.wrote(target) {
 		return nil
 	}
 	var st state
@@ -218,7 +212,7 @@ func installThroughLink(fsys FS, j *Journal, link string, blocks [][]byte, o bun
 		log.WithFields(logrus.Fields{"path": link, "reason": err.Error()}).Debug("bundle link left alone")
 		return nil
 	}
-	if j.done(rt) {
+	if j.wrote(rt) {
 		return nil
 	}
 	data, rerr := fsys.ReadFileLimit(rt, maxBundle)
@@ -267,12 +261,9 @@ func installHashFiles(fsys FS, j *Journal, dir string, set *Set, log *logrus.Ent
 	if fi, err := fsys.Lstat(fsName(rdir)); err != nil || !fi.IsDir() {
 		return nil
 	}
-	for _, s := range j.scan {
-		if s == rdir {
-			return nil
-		}
+	if !j.scanForLinks(rdir) {
+		return nil
 	}
-	j.scan = append(j.scan, rdir)
 	for _, c := range set.Certs {
 		placed := false
 		for n := 0; n < maxCollisions && !placed; n++ {
@@ -329,8 +320,7 @@ func (p *Plan) installDebianAnchors(fsys FS, j *Journal, log *logrus.Entry) erro
 		if _, err := j.writeFile(fsys, anchor, f.data(), 0o644, f.blocks()); err != nil {
 			return err
 		}
-		j.ours[anchor] = true
-		j.ours[f.name+".pem"] = true
+		j.markOurs(anchor, f.name+".pem")
 	}
 	return nil
 }

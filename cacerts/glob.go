@@ -6,14 +6,8 @@ import (
 	"strings"
 )
 
-// namesFS lists a directory's names without a lookup per entry; the vfs
-// implements it.
-type namesFS interface {
-	ReadDirNames(name string) ([]string, error)
-}
-
-// glob is fs.Glob for the layouts' certifi patterns. Where fsys lists names
-// cheaply and the pattern has exactly one wildcard component
+// glob is fs.Glob for the layouts' certifi patterns. Where the pattern has
+// exactly one wildcard component
 // (/usr/lib/python3*/site-packages/certifi/cacert.pem), the directory before
 // it is listed by name only and each candidate is checked with one Lstat —
 // instead of fs.Glob's ReadDir of every directory on the way, which looks up
@@ -25,7 +19,7 @@ func glob(fsys FS, pattern string) ([]string, error) { return globN(fsys, patter
 // directory of an image holding any number of matching names costs at most
 // max+1 lookups when the caller passes its limit plus one.
 func globN(fsys FS, pattern string, max int) ([]string, error) {
-	nf, ok := fsys.(namesFS)
+	ok := true
 	parts := strings.Split(pattern, "/")
 	wild := -1
 	for i, p := range parts {
@@ -50,7 +44,7 @@ func globN(fsys FS, pattern string, max int) ([]string, error) {
 	if dir == "" {
 		dir = "."
 	}
-	names, err := nf.ReadDirNames(dir)
+	names, err := fsys.ReadDirNames(dir)
 	if err != nil {
 		return nil, nil
 	}

@@ -79,7 +79,7 @@ func TestInPlaceInstallRevert(t *testing.T) {
 			ino, _ := hostIno(t, p)
 
 			fsys := openRoot(t, root)
-			j, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{Strict: true})
+			j, err := Install(context.Background(), fsys, detect(t, fsys), set, Exec{}, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -123,7 +123,7 @@ func TestInPlaceNotForImageHardLinks(t *testing.T) {
 	ino, _ := hostIno(t, p)
 
 	fsys := openRoot(t, root)
-	j, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{Strict: true})
+	j, err := Install(context.Background(), fsys, detect(t, fsys), set, Exec{}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestInPlaceRevertProcessHardLink(t *testing.T) {
 	ino, _ := hostIno(t, p)
 
 	fsys := openRoot(t, root)
-	j, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{Strict: true})
+	j, err := Install(context.Background(), fsys, detect(t, fsys), set, Exec{}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

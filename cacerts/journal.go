@@ -62,11 +62,10 @@ func lstat(fsys FS, p string, keep bool) (state, error) {
 		return state{}, err
 	}
 	s := state{exists: true, mode: fi.Mode(), size: fi.Size(), mtime: fi.ModTime()}
-	if st := statT(fi); st != nil {
+	if st, ok := vfs.StatOf(fi); ok {
 		s.uid, s.gid = st.Uid, st.Gid
-		s.dev, s.ino, s.nlink = uint64(st.Dev), st.Ino, uint64(st.Nlink)
-		s.atime = time.Unix(st.Atim.Sec, st.Atim.Nsec)
-		s.mtime = time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
+		s.dev, s.ino, s.nlink = st.Dev, st.Ino, st.Nlink
+		s.atime, s.mtime = st.Atime, st.Mtime
 	} else {
 		s.atime = s.mtime
 	}
@@ -357,4 +356,95 @@ func (j *Journal) finish(fsys FS) error {
 		e.ours = s
 	}
 	return errors.Join(errs...)
+}
+
+// markOurs notes link targets that lead to our files — an anchor's container
+// path, the name of our .pem link: a symlink to one of them is our
+// contribution wherever revert or the sweep finds it.
+func (j *Journal) markOurs(targets ...string) {
+	for _, t := range targets {
+		j.ours[t] = true
+	}
+}
+
+// scanForLinks notes a directory where a process or tool may make more links
+// to our files (a hash directory): revert scans it when it changed. It
+// reports whether dir was new to the journal.
+func (j *Journal) scanForLinks(dir string) bool {
+	for _, s := range j.scan {
+		if s == dir {
+			return false
+		}
+	}
+	j.scan = append(j.scan, dir)
+	return true
+}
+
+// wrote reports whether we already put our blocks into the file p.
+func (j *Journal) wrote(p string) bool {
+	e, ok := j.byPath[p]
+	return ok && len(e.blocks) > 0
+}
+
+// watchPackageDir notes that the existing directory dir is removed when the
+// package whose installed-marker file is marker is removed: Debian's
+// ca-certificates.postrm runs `rmdir /usr/local/share/ca-certificates
+// 2>/dev/null || true` on remove, which fails while our anchors are in it.
+// Revert finishes the removal once the directory is empty (restoreDir).
+func (j *Journal) watchPackageDir(fsys FS, dir, marker string) {
+	fi, err := fsys.Lstat(fsName(dir))
+	if err != nil || !fi.IsDir() {
+		return
+	}
+	if fi, err := fsys.Lstat(fsName(marker)); err != nil || !fi.Mode().IsRegular() {
+		return
+	}
+	if j.pkgDirs == nil {
+		j.pkgDirs = map[string]string{}
+	}
+	j.pkgDirs[dir] = marker
+	if _, err := j.record(fsys, dir, false); err != nil {
+		delete(j.pkgDirs, dir)
+	}
+}
+
+// adoptChanges journals what a tool changed behind the journal's back (the
+// command path's update tool): changed are entries diffSnapshots made from
+// the snapshots before and after the tool ran; an entry for a path already
+// journaled is dropped (the journal's base is older). The content the tool
+// wrote is noted by hash, so the sweep recognises a copy of it (mv of
+// /etc/ssl is a copy on overlay) wherever it lands. Every directory holding
+// a changed entry is journaled too, first, since restoring a file renames a
+// new inode into it (a tool that rewrote a file in place left it alone), so
+// its mtime is put back after.
+func (j *Journal) adoptChanges(fsys FS, changed []*entry, before, after map[string]state) {
+	for _, e := range changed {
+		if _, ok := j.byPath[e.path]; ok {
+			continue
+		}
+		j.entries = append(j.entries, e)
+		j.byPath[e.path] = e
+		if e.ours.isReg() && e.ours.size <= maxBundle && !e.base.same(e.ours) {
+			if data, err := fsys.ReadFileLimit(e.path, maxBundle); err == nil {
+				if j.oursSums == nil {
+					j.oursSums = map[[32]byte]*entry{}
+				}
+				j.oursSums[sha256.Sum256(data)] = e
+			}
+		}
+	}
+	for _, e := range append([]*entry(nil), j.entries...) {
+		par := path.Dir(e.path)
+		if _, ok := j.byPath[par]; ok {
+			continue
+		}
+		b, okb := before[par]
+		a, oka := after[par]
+		if !okb || !oka || !b.isDir() {
+			continue
+		}
+		pe := &entry{path: par, base: b, ours: a}
+		j.entries = append([]*entry{pe}, j.entries...)
+		j.byPath[par] = pe
+	}
 }

@@ -46,12 +46,13 @@ func (j *Journal) Revert(ctx context.Context, fsys FS) error {
 	}
 
 	var errs []error
+	var left []string // paths whose revert failed
 	var dirs []*entry
 	changed := 0
 	j.indexOurs()
 	for i := len(j.entries) - 1; i >= 0; i-- {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("reverting CA certificates, our changes may be left in the layer: %w", err)
+			return &RevertError{Left: j.Paths(), Err: err}
 		}
 		e := j.entries[i]
 		if e.base.isDir() || e.ours.isDir() {
@@ -90,18 +91,18 @@ func (j *Journal) Revert(ctx context.Context, fsys FS) error {
 			err = j.removeOurs(fsys, e, n, log)
 		}
 		if err != nil {
-			errs = append(errs, err)
+			errs, left = append(errs, err), append(left, e.path)
 		}
 	}
 	for _, d := range j.scan {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("reverting CA certificates, our changes may be left in the layer: %w", err)
+			return &RevertError{Left: j.Paths(), Err: err}
 		}
 		if e, ok := j.byPath[d]; ok && (e.ours.same(now[e]) || now[e].ino != e.ours.ino || now[e].dev != e.ours.dev) {
 			continue // nobody else wrote there, or it is not our directory any more
 		}
 		if err := j.removeLinksToOurs(fsys, d); err != nil {
-			errs = append(errs, err)
+			errs, left = append(errs, err), append(left, d)
 		}
 	}
 	sort.SliceStable(dirs, func(a, b int) bool { return depth(dirs[a].path) > depth(dirs[b].path) })
@@ -111,15 +112,33 @@ func (j *Journal) Revert(ctx context.Context, fsys FS) error {
 			continue // not the directory we left: the process replaced it
 		}
 		if err := j.restoreDir(fsys, e, n); err != nil {
-			errs = append(errs, err)
+			errs, left = append(errs, err), append(left, e.path)
 		}
 	}
 	log.WithFields(logrus.Fields{"paths": len(j.entries), "changed_by_process": changed, "ms": time.Since(start).Milliseconds()}).Debug("CA certificates reverted")
 	if len(errs) > 0 {
-		return fmt.Errorf("reverting CA certificates, our changes may be left in the layer: %w", errors.Join(errs...))
+		return &RevertError{Left: left, Err: errors.Join(errs...)}
 	}
 	return nil
 }
+
+// RevertError is the error of a Revert that did not finish: our changes may
+// be left in the layer at the paths in Left (the caller must fail the exec,
+// docs/design.md invariant 4). Err says why, path by path.
+type RevertError struct {
+	// Left are the container paths whose revert failed, or, when the
+	// deadline passed, every path the install changed.
+	Left []string
+	Err  error
+}
+
+// Error names what may be left and why.
+func (e *RevertError) Error() string {
+	return "reverting CA certificates, our changes may be left in the layer: " + e.Err.Error()
+}
+
+// Unwrap returns Err.
+func (e *RevertError) Unwrap() error { return e.Err }
 
 // inPlace reports whether e's name still lives in the directory it was
 // written in: its parent resolves to the same directory inode as when the

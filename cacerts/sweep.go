@@ -21,6 +21,7 @@ import (
 
 	"github.com/buildkit-cacerts/buildkit-cacerts/certs"
 	"github.com/buildkit-cacerts/buildkit-cacerts/distro"
+	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
 )
 
 // ErrTraceLeft is wrapped by the error of a Sweep that found one of our CAs
@@ -804,9 +805,6 @@ func pemBody(p []byte) []byte {
 
 // ctimeOf returns fi's change time.
 func ctimeOf(fi fs.FileInfo) (time.Time, bool) {
-	st := statT(fi)
-	if st == nil {
-		return time.Time{}, false
-	}
-	return time.Unix(st.Ctim.Sec, st.Ctim.Nsec), true
+	st, ok := vfs.StatOf(fi)
+	return st.Ctime, ok
 }

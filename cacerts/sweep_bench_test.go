@@ -57,7 +57,7 @@ func BenchmarkSweep(b *testing.B) {
 				b.Fatal(err)
 			}
 			since := time.Now()
-			j, err := Install(ctx, fsys, detect(b, fsys), set, Options{Strict: true})
+			j, err := Install(ctx, fsys, detect(b, fsys), set, Exec{}, Options{})
 			fsys.Close()
 			if err != nil {
 				b.Fatal(err)

@@ -3,14 +3,20 @@ package executor
 import (
 	"context"
 
+	"github.com/buildkit-cacerts/buildkit-cacerts/cacerts"
 	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
 )
 
-// Container is what an Installer gets for one Run: the container's mount
+// Container is what an Installer gets for one Run: the CA set to install
+// (loaded by Wrap, never empty), how to install it, the container's mount
 // specs (already mounted; they stay mounted until Run returns), the user
 // process's environment (read for SSL_CERT_FILE and friends, never passed to
 // the sibling) and a Runner for the distro's tool.
 type Container struct {
+	// CAs is the engine's CA set, as Options.CAs yielded it for this Run.
+	CAs *cacerts.Set
+	// Install is Options.Install.
+	Install cacerts.Options
 	// ID is the container ID BuildKit chose, "" for an ExecOp.
 	ID string
 	// Root is the container's root filesystem ("/").
@@ -31,11 +37,8 @@ type Container struct {
 
 // Runner runs argv to completion in a sibling container of the exec and
 // returns its combined output (capped), also on failure. An error means the
-// program could not run, timed out or exited non-zero. It has the method set
-// of cacerts.Runner.
-type Runner interface {
-	Run(ctx context.Context, argv []string) (output []byte, err error)
-}
+// program could not run, timed out or exited non-zero.
+type Runner = cacerts.Runner
 
 // Revert undoes an install. It is called exactly once, after the user
 // process exited, with a context that is not cancelled with the exec's.
