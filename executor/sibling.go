@@ -25,7 +25,7 @@ const SiblingPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 
 // ErrSiblingTimeout is matched (errors.Is) by the error of a sibling that
 // ran longer than Options.SiblingTimeout.
-var ErrSiblingTimeout = errors.New("sibling timed out")
+var ErrSiblingTimeout = errors.New("timed out")
 
 // SessionMountError is the error of a sibling that was not run because a
 // session mount (a secret, an SSH agent socket) sits among the trust store's
@@ -95,7 +95,7 @@ func (s *sibling) Run(ctx context.Context, argv []string) ([]byte, error) {
 	if len(argv) == 0 {
 		return nil, fmt.Errorf("running sibling: empty argv")
 	}
-	ctx, cancel := context.WithTimeoutCause(ctx, s.timeout, fmt.Errorf("%w: %s after %s", ErrSiblingTimeout, argv[0], s.timeout))
+	ctx, cancel := context.WithTimeoutCause(ctx, s.timeout, fmt.Errorf("sibling %s %w after %s", argv[0], ErrSiblingTimeout, s.timeout))
 	defer cancel()
 	mounts, err := siblingMounts(s.mounts, s.specs)
 	if err != nil {
