@@ -229,7 +229,7 @@ func snapshot(fsys FS, roots []watchRoot, keep bool) (map[string]state, error) {
 		if !s.isDir() || d <= 0 {
 			return nil
 		}
-		ents, err := fsys.ReadDir(fsName(p))
+		ents, err := fsys.ReadDir(p)
 		if err != nil {
 			return fmt.Errorf("snapshot of %s: %w", p, err)
 		}
@@ -246,7 +246,7 @@ func snapshot(fsys FS, roots []watchRoot, keep bool) (map[string]state, error) {
 			continue
 		}
 		if root.optional {
-			if ents, err := fsys.ReadDir(fsName(r)); err == nil && len(ents) > maxOptionalEntries {
+			if ents, err := fsys.ReadDir(r); err == nil && len(ents) > maxOptionalEntries {
 				continue
 			}
 		}

@@ -79,7 +79,7 @@ func fastCheck(fsys FS, l distro.Layout, anchors []string) ([]string, error) {
 			return nil, notFast("hook %s would run", h)
 		}
 	}
-	if fi, err := fsys.Stat(fsName(l.Config)); err != nil || fi.Size() == 0 || !fi.Mode().IsRegular() {
+	if fi, err := fsys.Stat(l.Config); err != nil || fi.Size() == 0 || !fi.Mode().IsRegular() {
 		return nil, notFast("%s missing or empty: the tool would rebuild every link", l.Config)
 	}
 	etc := l.HashDir
@@ -90,10 +90,10 @@ func fastCheck(fsys FS, l distro.Layout, anchors []string) ([]string, error) {
 	if path.Dir(bundle) != etc {
 		return nil, notFast("bundle %s is not in %s", bundle, etc)
 	}
-	if fi, err := fsys.Lstat(fsName(bundle)); err != nil || !fi.Mode().IsRegular() {
+	if fi, err := fsys.Lstat(bundle); err != nil || !fi.Mode().IsRegular() {
 		return nil, notFast("bundle %s is not a regular file", bundle)
 	}
-	_, err := fsys.Lstat(fsName(l.AnchorDir))
+	_, err := fsys.Lstat(l.AnchorDir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, plainDir(fsys, path.Dir(l.AnchorDir))
@@ -103,7 +103,7 @@ func fastCheck(fsys FS, l distro.Layout, anchors []string) ([]string, error) {
 	if err := plainDir(fsys, l.AnchorDir); err != nil {
 		return nil, err
 	}
-	ents, err := fsys.ReadDir(fsName(l.AnchorDir))
+	ents, err := fsys.ReadDir(l.AnchorDir)
 	if err != nil {
 		return nil, notFast("listing %s: %v", l.AnchorDir, err)
 	}
@@ -140,7 +140,7 @@ func plainDir(fsys FS, p string) error {
 	if !m.IsRoot() || m.Readonly {
 		return notFast("%s is in a %s mount at %s, not the writable root", p, m.Type, m.Dest)
 	}
-	fi, err := fsys.Lstat(fsName(p))
+	fi, err := fsys.Lstat(p)
 	if err != nil || !fi.IsDir() {
 		return notFast("%s is not a directory", p)
 	}
@@ -151,7 +151,7 @@ func plainDir(fsys FS, p string) error {
 // [A-Za-z0-9_-] that is an executable regular file, or that cannot be
 // checked), or "".
 func hooks(fsys FS, dir string) string {
-	ents, err := fsys.ReadDir(fsName(dir))
+	ents, err := fsys.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return ""
 	}
@@ -163,7 +163,7 @@ func hooks(fsys FS, dir string) string {
 			continue
 		}
 		p := path.Join(dir, e.Name())
-		fi, err := fsys.Stat(fsName(p))
+		fi, err := fsys.Stat(p)
 		if err != nil || (fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0) {
 			return p
 		}
@@ -314,7 +314,7 @@ func rehashBucket(fsys FS, j *Journal, etc string, h uint32, ours []rehashOurs) 
 	for id := 0; id < maxCollisions; id++ {
 		name := fmt.Sprintf("%08x.%d", h, id)
 		p := path.Join(etc, name)
-		fi, err := fsys.Lstat(fsName(p))
+		fi, err := fsys.Lstat(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			break
 		}
@@ -324,7 +324,7 @@ func rehashBucket(fsys FS, j *Journal, etc string, h uint32, ours []rehashOurs) 
 		if fi.Mode()&fs.ModeSymlink == 0 {
 			continue // rehash ignores it (no known extension) but may replace it
 		}
-		target, err := fsys.ReadLink(fsName(p))
+		target, err := fsys.ReadLink(p)
 		if err != nil {
 			return fmt.Errorf("hash link %s: %w", p, err)
 		}

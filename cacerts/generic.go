@@ -71,7 +71,7 @@ func (p *Plan) applyCertifi(ctx context.Context, fsys FS, j *Journal) error {
 		return err
 	}
 	for _, m := range matches {
-		if err := installBundle(fsys, j, "/"+m, p.ourPEMs(), bundleOpt{named: true}, log); err != nil {
+		if err := installBundle(fsys, j, m, p.ourPEMs(), bundleOpt{named: true}, log); err != nil {
 			return err
 		}
 	}
@@ -131,7 +131,7 @@ func resolveForCreate(fsys FS, dir string) (string, *vfs.Mount, bool, error) {
 				// The first missing level must be absent, not a dangling
 				// link: nothing is ever created through one.
 				first, _, _ := strings.Cut(rest, "/")
-				if _, err := fsys.Lstat(fsName(path.Join(rq, first))); !errors.Is(err, fs.ErrNotExist) {
+				if _, err := fsys.Lstat(path.Join(rq, first)); !errors.Is(err, fs.ErrNotExist) {
 					return "", nil, false, fmt.Errorf("%s: a dangling symlink is in the way", path.Join(rq, first))
 				}
 			}
@@ -221,7 +221,7 @@ func installThroughLink(fsys FS, j *Journal, link string, blocks [][]byte, o bun
 		return nil
 	}
 	if writableRoot(tm) && (IsTrustStorePath(rt) || o.named) {
-		if fi, err := fsys.Lstat(fsName(rt)); err == nil && fi.Mode().IsRegular() {
+		if fi, err := fsys.Lstat(rt); err == nil && fi.Mode().IsRegular() {
 			err := appendTo(fsys, j, rt, data, blocks)
 			if err == nil || !(errors.Is(err, syscall.EROFS) || errors.Is(err, vfs.ErrNotRootMount)) {
 				return err
@@ -258,7 +258,7 @@ func installHashFiles(fsys FS, j *Journal, dir string, set *Set, log *logrus.Ent
 		log.WithFields(logrus.Fields{"path": dir, "target": rdir}).Debug("hash directory not in writable trust-store paths; left alone")
 		return nil
 	}
-	if fi, err := fsys.Lstat(fsName(rdir)); err != nil || !fi.IsDir() {
+	if fi, err := fsys.Lstat(rdir); err != nil || !fi.IsDir() {
 		return nil
 	}
 	if !j.scanForLinks(rdir) {
@@ -268,7 +268,7 @@ func installHashFiles(fsys FS, j *Journal, dir string, set *Set, log *logrus.Ent
 		placed := false
 		for n := 0; n < maxCollisions && !placed; n++ {
 			p := path.Join(rdir, fmt.Sprintf("%08x.%d", c.SubjectHash, n))
-			if _, err := fsys.Lstat(fsName(p)); err == nil {
+			if _, err := fsys.Lstat(p); err == nil {
 				continue
 			} else if !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("hash file %s: %w", p, err)
@@ -304,7 +304,7 @@ func (p *Plan) installDebianAnchors(fsys FS, j *Journal, log *logrus.Entry) erro
 	if l.Family != distro.FamilyDebian || l.AnchorDir == "" {
 		return nil
 	}
-	fi, err := fsys.Lstat(fsName(l.AnchorDir))
+	fi, err := fsys.Lstat(l.AnchorDir)
 	if err != nil || !fi.IsDir() {
 		return nil
 	}
@@ -314,7 +314,7 @@ func (p *Plan) installDebianAnchors(fsys FS, j *Journal, log *logrus.Entry) erro
 	}
 	for _, f := range p.anchorFiles() {
 		anchor := path.Join(l.AnchorDir, f.name+l.AnchorExt)
-		if _, err := fsys.Lstat(fsName(anchor)); !errors.Is(err, fs.ErrNotExist) {
+		if _, err := fsys.Lstat(anchor); !errors.Is(err, fs.ErrNotExist) {
 			continue // never replace an image's file of that name
 		}
 		if _, err := j.writeFile(fsys, anchor, f.data(), 0o644, f.blocks()); err != nil {

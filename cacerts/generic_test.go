@@ -306,7 +306,7 @@ func TestPrivateKeyNeverWritten(t *testing.T) {
 // Overwrite first writes half the data in place, as a write that fails
 // midway (ENOSPC) would: the rollback must put the whole base back.
 type failingFS struct {
-	*vfs.FS
+	FS
 	n, calls int
 }
 

@@ -12,12 +12,11 @@ import (
 
 	"github.com/buildkit-cacerts/buildkit-cacerts/internal/testenv"
 	"github.com/buildkit-cacerts/buildkit-cacerts/internal/treespec"
-	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
 )
 
 // overwriteLog records the paths Overwrite is asked to write in place.
 type overwriteLog struct {
-	*vfs.FS
+	FS
 	paths []string
 }
 

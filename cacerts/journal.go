@@ -54,7 +54,7 @@ func (s state) same(now state) bool {
 // symlink. With keep, a regular file's content (at most maxBundle bytes) is
 // kept too.
 func lstat(fsys FS, p string, keep bool) (state, error) {
-	fi, err := fsys.Lstat(fsName(p))
+	fi, err := fsys.Lstat(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return state{}, nil
 	}
@@ -71,7 +71,7 @@ func lstat(fsys FS, p string, keep bool) (state, error) {
 	}
 	switch {
 	case s.isLink():
-		if s.target, err = fsys.ReadLink(fsName(p)); err != nil {
+		if s.target, err = fsys.ReadLink(p); err != nil {
 			return state{}, err
 		}
 	case s.isReg() && keep:
@@ -311,14 +311,14 @@ func (j *Journal) remove(fsys FS, p string) error {
 // mkdirAll creates directory p and missing parents, journaling each one it
 // creates and the directory above the topmost.
 func (j *Journal) mkdirAll(fsys FS, p string) error {
-	fi, err := fsys.Lstat(fsName(p))
+	fi, err := fsys.Lstat(p)
 	if err == nil && fi.IsDir() {
 		return nil
 	}
 	// Journal the existing ancestor and every missing level before creating.
 	var missing []string
 	for q := p; ; q = path.Dir(q) {
-		fi, err := fsys.Lstat(fsName(q))
+		fi, err := fsys.Lstat(q)
 		if err == nil {
 			if !fi.IsDir() && fi.Mode()&fs.ModeSymlink == 0 {
 				return fmt.Errorf("creating %s: %s is not a directory", p, q)
@@ -392,11 +392,11 @@ func (j *Journal) wrote(p string) bool {
 // 2>/dev/null || true` on remove, which fails while our anchors are in it.
 // Revert finishes the removal once the directory is empty (restoreDir).
 func (j *Journal) watchPackageDir(fsys FS, dir, marker string) {
-	fi, err := fsys.Lstat(fsName(dir))
+	fi, err := fsys.Lstat(dir)
 	if err != nil || !fi.IsDir() {
 		return
 	}
-	if fi, err := fsys.Lstat(fsName(marker)); err != nil || !fi.Mode().IsRegular() {
+	if fi, err := fsys.Lstat(marker); err != nil || !fi.Mode().IsRegular() {
 		return
 	}
 	if j.pkgDirs == nil {

@@ -164,7 +164,7 @@ type limitFS struct {
 func (l *limitFS) ReadFileLimit(p string, max int64) ([]byte, error) {
 	left := l.b.lim.MaxReadBytes - l.b.read
 	if left < max {
-		if fi, err := l.FS.Stat(fsName(path.Clean("/" + p))); err == nil && fi.Mode().IsRegular() && fi.Size() > left {
+		if fi, err := l.FS.Stat(path.Clean("/" + p)); err == nil && fi.Mode().IsRegular() && fi.Size() > left {
 			return nil, l.b.hit(l.b.readLimit(p))
 		}
 		if left <= 0 {
@@ -232,7 +232,7 @@ func (b *budget) certifiBundles(fsys FS, patterns []string) ([]string, error) {
 	seen := map[inode]bool{}
 	for _, pat := range patterns {
 		left := b.lim.MaxCertifiBundles - b.certifi
-		matches, err := globN(fsys, fsName(pat), left+1)
+		matches, err := globN(fsys, pat, left+1)
 		if err != nil {
 			continue
 		}
@@ -306,7 +306,7 @@ func localAnchors(fsys FS, dir, bundlePath string, names []string, bundle []byte
 	var total int64
 	for i, n := range names {
 		p := path.Join(dir, n)
-		fi, err := fsys.Stat(fsName(p))
+		fi, err := fsys.Stat(p)
 		if err != nil {
 			return nil, 0, fmt.Errorf("reading local anchor %s: %w", p, err)
 		}

@@ -194,7 +194,7 @@ func NewPlan(ctx context.Context, fsys FS, d *distro.Distro, set *Set, x Exec, o
 			return fmt.Errorf("%s has no anchor directory", d.Family)
 		}
 		var err error
-		p.argv, err = d.Layout.FindUpdate(fsys)
+		p.argv, err = d.Layout.FindUpdate(ioFS{fsys}) // distro reads io/fs names
 		return err
 	}
 	if opt.Method == MethodCommand || (opt.Method == MethodAuto && fastErr != nil) {

@@ -371,7 +371,7 @@ func (j *Journal) removeLinksToOurs(fsys FS, d string) error {
 	if err != nil || !dirState.isDir() {
 		return nil
 	}
-	ents, err := fsys.ReadDir(fsName(d))
+	ents, err := fsys.ReadDir(d)
 	if err != nil {
 		return fmt.Errorf("listing %s for links to our CAs: %w", d, err)
 	}
@@ -382,7 +382,7 @@ func (j *Journal) removeLinksToOurs(fsys FS, d string) error {
 			continue
 		}
 		p := path.Join(d, de.Name())
-		t, err := fsys.ReadLink(fsName(p))
+		t, err := fsys.ReadLink(p)
 		if err != nil || !j.ours[t] {
 			continue
 		}
@@ -407,12 +407,12 @@ func (j *Journal) restoreDir(fsys FS, e *entry, now state) error {
 		return nil
 	}
 	if !e.base.exists {
-		ents, err := fsys.ReadDir(fsName(e.path))
+		ents, err := fsys.ReadDir(e.path)
 		if err != nil || len(ents) > 0 {
 			return nil // the process made it its own
 		}
 		if list := j.pkgCreated[e.path]; list != "" {
-			if _, err := fsys.Lstat(fsName(list)); err == nil {
+			if _, err := fsys.Lstat(list); err == nil {
 				return nil // the process installed the package that ships it
 			}
 		}
@@ -425,8 +425,8 @@ func (j *Journal) restoreDir(fsys FS, e *entry, now state) error {
 		return nil
 	}
 	if marker := j.pkgDirs[e.path]; marker != "" {
-		if _, err := fsys.Lstat(fsName(marker)); errors.Is(err, fs.ErrNotExist) {
-			if ents, err := fsys.ReadDir(fsName(e.path)); err == nil && len(ents) == 0 {
+		if _, err := fsys.Lstat(marker); errors.Is(err, fs.ErrNotExist) {
+			if ents, err := fsys.ReadDir(e.path); err == nil && len(ents) == 0 {
 				if err := fsys.Remove(e.path); err != nil {
 					return fmt.Errorf("removing %s, left by its package's removal: %w", e.path, err)
 				}

@@ -387,7 +387,8 @@ func TestOverlayLayerEmptyAfterRevert(t *testing.T) {
 			defer umount()
 
 			set := testSet(t, genCAs(t, tc.cas)...)
-			fsys := openRoot(t, merged)
+			vfsys := openVFS(t, merged)
+			fsys := View(vfsys)
 			j, err := Install(context.Background(), fsys, detect(t, fsys), set, Exec{Runner: chrootRunner{root: merged}}, Options{Method: m})
 			if err != nil {
 				t.Fatal(err)
@@ -398,11 +399,11 @@ func TestOverlayLayerEmptyAfterRevert(t *testing.T) {
 			if ents, _ := os.ReadDir(filepath.Join(upper, "etc/ssl/certs")); len(ents) == 0 {
 				t.Fatal("nothing reached the upper layer: the test would prove nothing")
 			}
-			fsys2 := openRoot(t, merged)
-			if err := j.Revert(context.Background(), fsys2); err != nil {
+			fsys2 := openVFS(t, merged)
+			if err := j.Revert(context.Background(), View(fsys2)); err != nil {
 				t.Fatal(err)
 			}
-			fsys.Close()
+			vfsys.Close()
 			fsys2.Close()
 			umount()
 

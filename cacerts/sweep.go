@@ -159,7 +159,7 @@ func (s *sweeper) walk(ctx context.Context, v FS, dir string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("searching the exec's changes for engine CAs: %w", err)
 	}
-	ents, err := v.ReadDir(fsName(dir))
+	ents, err := v.ReadDir(dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
@@ -225,7 +225,7 @@ func (s *sweeper) older(v FS, p string) bool {
 	if s.ch.Upper != nil || s.ch.Since.IsZero() {
 		return false
 	}
-	fi, err := v.Lstat(fsName(p))
+	fi, err := v.Lstat(p)
 	if err != nil {
 		return true
 	}
@@ -235,7 +235,7 @@ func (s *sweeper) older(v FS, p string) bool {
 
 // scan reads the regular file p of v in chunks and returns our CAs in it.
 func (s *sweeper) scan(ctx context.Context, v FS, p string) ([]certs.Hit, error) {
-	f, err := v.Open(fsName(p))
+	f, err := v.Open(p)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil
@@ -307,7 +307,7 @@ func (s *sweeper) removeCreatedDirs() {
 	for _, e := range s.j.entries {
 		if !e.base.exists && e.ours.isDir() {
 			if list := s.j.pkgCreated[e.path]; list != "" {
-				if _, err := s.fsys.Lstat(fsName(list)); err == nil {
+				if _, err := s.fsys.Lstat(list); err == nil {
 					continue // the process installed the package that ships it
 				}
 			}
@@ -332,7 +332,7 @@ func (s *sweeper) removeCreatedDirs() {
 		if err != nil || !now.isDir() || created[devIno{now.dev, now.ino}] == nil {
 			continue
 		}
-		if ents, err := s.fsys.ReadDir(fsName(d)); err != nil || len(ents) > 0 {
+		if ents, err := s.fsys.ReadDir(d); err != nil || len(ents) > 0 {
 			continue
 		}
 		s.touchDir(path.Dir(d))
@@ -367,7 +367,7 @@ func (s *sweeper) relink(l string) error {
 		hl := path.Join(dir, fmt.Sprintf("%08x.%d", h, n))
 		hd, err := s.fsys.ReadFileLimit(hl, maxBundle)
 		if errors.Is(err, fs.ErrNotExist) {
-			if _, lerr := s.fsys.Lstat(fsName(hl)); errors.Is(lerr, fs.ErrNotExist) {
+			if _, lerr := s.fsys.Lstat(hl); errors.Is(lerr, fs.ErrNotExist) {
 				if free < 0 {
 					free = n
 				}
@@ -404,7 +404,7 @@ func (s *sweeper) userCAs() map[int]bool {
 	// The image's own anchors, whenever they were added: their CAs are the
 	// image's, wherever the update tool copied them.
 	for _, dir := range s.j.anchorDirs[:min(1, len(s.j.anchorDirs))] {
-		ents, err := s.fsys.ReadDir(fsName(dir))
+		ents, err := s.fsys.ReadDir(dir)
 		if err != nil || len(ents) > maxOwnAnchors {
 			continue
 		}
@@ -540,7 +540,7 @@ func (s *sweeper) inBase(p string, hits []certs.Hit) bool {
 // directory where the image has its own copy of that CA is given back to
 // the copy, as rehash would without us.
 func (s *sweeper) cleanLink(l string) error {
-	t, err := s.fsys.ReadLink(fsName(l))
+	t, err := s.fsys.ReadLink(l)
 	if err != nil {
 		return nil
 	}
@@ -711,7 +711,7 @@ func trustedAlready(fsys FS, l distro.Layout, set *Set) (map[[32]byte]bool, bund
 	// into the anchor directory and runs the update tool in a later RUN
 	// trusts it, though the bundle does not hold it yet.
 	if l.AnchorDir != "" {
-		if ents, err := fsys.ReadDir(fsName(l.AnchorDir)); err == nil && len(ents) <= maxOwnAnchors {
+		if ents, err := fsys.ReadDir(l.AnchorDir); err == nil && len(ents) <= maxOwnAnchors {
 			var total int64
 			for _, de := range ents {
 				if !de.Type().IsRegular() {

@@ -42,7 +42,7 @@ func (defaultInstaller) Install(ctx context.Context, c *Container) (Revert, erro
 	if c.Install.Method != cacerts.MethodFast {
 		x.Runner = c.Runner // mode fast never starts a sibling
 	}
-	j, err := cacerts.Install(ctx, fsys, dist, c.CAs, x, c.Install)
+	j, err := cacerts.Install(ctx, cacerts.View(fsys), dist, c.CAs, x, c.Install)
 	if err != nil {
 		return nil, err // cacerts rolled the partial install back
 	}
@@ -56,7 +56,7 @@ func (defaultInstaller) Install(ctx context.Context, c *Container) (Revert, erro
 			return fmt.Errorf("viewing the container's filesystem to revert (left: %s): %w", strings.Join(j.Paths(), ", "), err)
 		}
 		defer fsys.Close()
-		if err := j.Revert(ctx, fsys); err != nil {
+		if err := j.Revert(ctx, cacerts.View(fsys)); err != nil {
 			return err
 		}
 		fsys.Invalidate()
