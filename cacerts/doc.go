@@ -7,7 +7,8 @@
 // or removed anything we wrote. This package never touches the host: every
 // access goes through an [FS] (the confined container view from package vfs,
 // adapted by [View]), whose paths are container paths ("/etc/ssl/certs")
-// resolved inside the container root. Writes land only
+// resolved inside the container root. Like those views, the package builds on
+// Linux only: elsewhere the compiler stops at vfs.FS, the view it adapts. Writes land only
 // under trust-store paths (see [IsTrustStorePath]) and, for a file named by the
 // image's SSL_CERT_FILE, only when it already parses as a PEM bundle. Revert
 // resolves every path again and removes or rewrites a file only when it is

@@ -6,21 +6,9 @@ import (
 	"time"
 )
 
-// Stat is the inode metadata of an entry beyond fs.FileInfo: its identity,
-// link count, owner and times, as the kernel reported them. Callers that
-// journal and compare entries (cacerts) use it instead of reading a
-// platform's stat structure out of FileInfo.Sys.
-type Stat struct {
-	Dev, Ino uint64
-	Nlink    uint64
-	Uid, Gid uint32
-	Atime    time.Time
-	Mtime    time.Time
-	Ctime    time.Time
-}
-
 // StatOf returns the Stat behind fi, a FileInfo this package (or the os
-// package) returned; false for any other FileInfo.
+// package) returned; false for any other FileInfo (and, off Linux, for
+// every FileInfo: stat_other.go).
 func StatOf(fi fs.FileInfo) (Stat, bool) {
 	if fi == nil {
 		return Stat{}, false
