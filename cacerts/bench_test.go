@@ -67,7 +67,7 @@ func BenchmarkFastPath(b *testing.B) {
 			d := detect(b, fsys)
 			ctx := quietCtx()
 			loop(b, func() {
-				j, err := Install(ctx, fsys, d, set, Options{Strict: true, CombineAbove: tc.above})
+				j, err := Install(ctx, fsys, d, set, Exec{}, Options{CombineAbove: tc.above})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -91,7 +91,7 @@ func BenchmarkGenericPath(b *testing.B) {
 	d := detect(b, fsys)
 	ctx := quietCtx()
 	loop(b, func() {
-		j, err := Install(ctx, fsys, d, set, Options{Strict: true})
+		j, err := Install(ctx, fsys, d, set, Exec{}, Options{})
 		if err != nil {
 			b.Fatal(err)
 		}

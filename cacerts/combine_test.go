@@ -50,8 +50,8 @@ func TestCombineThreshold(t *testing.T) {
 			treespec.Build(t, root, debianSpecs(t, host)...)
 			before := snap(t, root)
 			fsys := openRoot(t, root)
-			opt := Options{Strict: true, Method: MethodFast, CombineAbove: tc.above}
-			p, err := NewPlan(context.Background(), fsys, detect(t, fsys), set, opt)
+			opt := Options{Method: MethodFast, CombineAbove: tc.above}
+			p, err := NewPlan(context.Background(), fsys, detect(t, fsys), set, Exec{}, opt)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -99,7 +99,7 @@ func TestFastPathCombined(t *testing.T) {
 	set := testSet(t, genCAs(t, 40)...)
 
 	fsys := openRoot(t, root)
-	j, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{Strict: true})
+	j, err := Install(context.Background(), fsys, detect(t, fsys), set, Exec{}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,14 +143,14 @@ func TestFastPathCombinedNameTaken(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "root")
 	treespec.Build(t, root, append(debianSpecs(t, host), "file "+combinedAnchor+" x")...)
 	fsys := openRoot(t, root)
-	p, err := NewPlan(context.Background(), fsys, detect(t, fsys), set, Options{})
+	p, err := NewPlan(context.Background(), fsys, detect(t, fsys), set, Exec{}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p.Method == MethodFast {
 		t.Errorf("fast path chosen with %s taken", combinedAnchor)
 	}
-	p, err = NewPlan(context.Background(), fsys, detect(t, fsys), set, Options{CombineAbove: -1})
+	p, err = NewPlan(context.Background(), fsys, detect(t, fsys), set, Exec{}, Options{CombineAbove: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestCommandPathCombine(t *testing.T) {
 			treespec.Build(t, root, append(debianSpecs(t, host), tc.extra...)...)
 			before := snap(t, root)
 			fsys := openRoot(t, root)
-			p, err := NewPlan(context.Background(), fsys, detect(t, fsys), set, Options{Method: MethodCommand, Runner: nopRunner{}, Strict: true})
+			p, err := NewPlan(context.Background(), fsys, detect(t, fsys), set, Exec{Runner: nopRunner{}}, Options{Method: MethodCommand})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -265,7 +265,7 @@ func TestProcessChangesWinCombined(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			checkProcessChangesWin(t, host, set, Options{Strict: true}, tc.process, tc.wantChanged)
+			checkProcessChangesWin(t, host, set, Options{}, tc.process, tc.wantChanged)
 		})
 	}
 }

@@ -64,60 +64,50 @@ func (p *Plan) applyCommand(ctx context.Context, fsys FS, j *Journal) error {
 		if _, err := j.writeFile(fsys, anchor, f.data(), 0o644, f.blocks()); err != nil {
 			return err
 		}
-		j.ours[anchor] = true
-		j.ours[f.name+".pem"] = true
+		j.markOurs(anchor, f.name+".pem")
 	}
-	out, runErr := p.opt.Runner.Run(ctx, p.argv)
-	// The tool changed the tree behind the FS's back: a vfs.FS must forget
-	// the directory handles it keeps between calls.
-	if inv, ok := fsys.(interface{ Invalidate() }); ok {
-		inv.Invalidate()
-	}
+	out, runErr := runTool(ctx, fsys, p.x.Runner, p.argv)
 	// Journal the tool's changes whether it succeeded or not: a failed tool
 	// may have written half, and the rollback must undo that too.
 	after, err := snapshot(fsys, roots, false)
 	if err != nil {
 		return errors.Join(runErr, err)
 	}
-	for _, e := range diffSnapshots(before, after, p.ourPEMs()) {
-		if _, ok := j.byPath[e.path]; ok {
-			continue
-		}
-		j.entries = append(j.entries, e)
-		j.byPath[e.path] = e
-		// What the tool wrote, by content, so the sweep recognises a copy
-		// of it (mv of /etc/ssl is a copy on overlay) wherever it lands.
-		if e.ours.isReg() && e.ours.size <= maxBundle && !e.base.same(e.ours) {
-			if data, err := fsys.ReadFileLimit(e.path, maxBundle); err == nil {
-				j.noteWrote(e, data)
-			}
-		}
-	}
-	// Restoring a file renames a new inode into its directory: journal every
-	// such directory too (a tool that rewrote a file in place left it alone),
-	// so its mtime is put back after.
-	for _, e := range append([]*entry(nil), j.entries...) {
-		par := path.Dir(e.path)
-		if _, ok := j.byPath[par]; ok {
-			continue
-		}
-		b, okb := before[par]
-		a, oka := after[par]
-		if !okb || !oka || !b.isDir() {
-			continue
-		}
-		pe := &entry{path: par, base: b, ours: a}
-		j.entries = append([]*entry{pe}, j.entries...)
-		j.byPath[par] = pe
-	}
+	j.adoptChanges(fsys, diffSnapshots(before, after, p.ourPEMs()), before, after)
 	if l.HashDir != "" {
-		j.scan = append(j.scan, l.HashDir)
+		j.scanForLinks(l.HashDir)
 	}
 	if runErr != nil {
-		return fmt.Errorf("running %s: %w; output:\n%s", strings.Join(p.argv, " "), runErr, tailOf(out, 4096))
+		return &ToolError{Argv: p.argv, Output: out, Err: runErr}
 	}
 	bklog.G(ctx).WithFields(logrus.Fields{"argv": strings.Join(p.argv, " ")}).Debugf("update tool output: %s", tailOf(out, 4096))
 	return nil
+}
+
+// ToolError is the error of the command path's update tool: it could not
+// run, timed out or exited non-zero (Err). Output is what it printed
+// (capped by the Runner); the error's text ends with its last 4 KiB.
+type ToolError struct {
+	Argv   []string
+	Output []byte
+	Err    error
+}
+
+// Error names the command, the failure and the tail of its output.
+func (e *ToolError) Error() string {
+	return fmt.Sprintf("running %s: %v; output:\n%s", strings.Join(e.Argv, " "), e.Err, tailOf(e.Output, 4096))
+}
+
+// Unwrap returns Err.
+func (e *ToolError) Unwrap() error { return e.Err }
+
+// runTool runs argv through r and, since the tool changed the tree behind
+// fsys's back, makes fsys forget what it remembers of directories: the one
+// place that runs a tool also invalidates what it changed.
+func runTool(ctx context.Context, fsys FS, r Runner, argv []string) ([]byte, error) {
+	out, err := r.Run(ctx, argv)
+	fsys.Invalidate()
+	return out, err
 }
 
 // tailOf returns at most n trailing bytes of out as text.
@@ -239,7 +229,7 @@ func snapshot(fsys FS, roots []watchRoot, keep bool) (map[string]state, error) {
 		if !s.isDir() || d <= 0 {
 			return nil
 		}
-		ents, err := fsys.ReadDir(fsName(p))
+		ents, err := fsys.ReadDir(p)
 		if err != nil {
 			return fmt.Errorf("snapshot of %s: %w", p, err)
 		}
@@ -256,7 +246,7 @@ func snapshot(fsys FS, roots []watchRoot, keep bool) (map[string]state, error) {
 			continue
 		}
 		if root.optional {
-			if ents, err := fsys.ReadDir(fsName(r)); err == nil && len(ents) > maxOptionalEntries {
+			if ents, err := fsys.ReadDir(r); err == nil && len(ents) > maxOptionalEntries {
 				continue
 			}
 		}

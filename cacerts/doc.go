@@ -5,8 +5,10 @@
 // FIFO, a device, a huge file or a directory where a file is expected, and the
 // user process runs between install and revert, so it may have changed, swapped
 // or removed anything we wrote. This package never touches the host: every
-// access goes through an [FS] (the confined container view from package vfs),
-// whose paths are io/fs style names inside the container root. Writes land only
+// access goes through an [FS] (the confined container view from package vfs,
+// adapted by [View]), whose paths are container paths ("/etc/ssl/certs")
+// resolved inside the container root. Like those views, the package builds on
+// Linux only: elsewhere the compiler stops at vfs.FS, the view it adapts. Writes land only
 // under trust-store paths (see [IsTrustStorePath]) and, for a file named by the
 // image's SSL_CERT_FILE, only when it already parses as a PEM bundle. Revert
 // resolves every path again and removes or rewrites a file only when it is
@@ -23,14 +25,23 @@
 // writes bundles where TLS libraries look. All three return a [Journal] whose
 // Revert the caller defers.
 //
+// This package decides how to install and journals; it does not decide what
+// an install failure means for the exec. Install returns typed errors
+// ([InstallError], [LimitError], [ToolError], matching [ErrRollbackFailed]
+// when the rollback failed too), Revert a [RevertError], Sweep one matching
+// [ErrTraceLeft]; the executor owns the policy (fail open or strict) and the
+// warning. Lines are logged through bklog.G(ctx) at debug (the sweep's
+// clean-up at info), so they carry the caller's fields.
+//
 // Per exec, an executor does:
 //
 //	set, err := store.Load(ctx)                    // *Store, shared by all execs
 //	fsys, err := vfs.New(ctx, root, mounts)        // closed before the process starts
 //	d, err := distro.Detect(fsys)
-//	j, err := cacerts.Install(ctx, fsys, d, set, cacerts.Options{Env: env, Runner: sibling})
+//	j, err := cacerts.Install(ctx, cacerts.View(fsys), d, set, cacerts.Exec{Env: env, Runner: sibling}, opts)
 //	fsys.Close()
 //	... run the process ...
 //	fsys, err = vfs.New(ctx, root, mounts)         // a fresh view
-//	err = j.Revert(ctx, fsys)                      // an error fails the exec
+//	err = j.Revert(ctx, cacerts.View(fsys))        // an error fails the exec
+//	_, err = j.SweepRoot(ctx, fsys, root, since)   // so does one of ours left
 package cacerts

@@ -80,7 +80,7 @@ func fastCheck(fsys FS, l distro.Layout, anchors []string) ([]string, error) {
 			return nil, notFast("hook %s would run", h)
 		}
 	}
-	if fi, err := fsys.Stat(fsName(l.Config)); err != nil || fi.Size() == 0 || !fi.Mode().IsRegular() {
+	if fi, err := fsys.Stat(l.Config); err != nil || fi.Size() == 0 || !fi.Mode().IsRegular() {
 		return nil, notFast("%s missing or empty: the tool would rebuild every link", l.Config)
 	}
 	etc := l.HashDir
@@ -91,10 +91,10 @@ func fastCheck(fsys FS, l distro.Layout, anchors []string) ([]string, error) {
 	if path.Dir(bundle) != etc {
 		return nil, notFast("bundle %s is not in %s", bundle, etc)
 	}
-	if fi, err := fsys.Lstat(fsName(bundle)); err != nil || !fi.Mode().IsRegular() {
+	if fi, err := fsys.Lstat(bundle); err != nil || !fi.Mode().IsRegular() {
 		return nil, notFast("bundle %s is not a regular file", bundle)
 	}
-	_, err := fsys.Lstat(fsName(l.AnchorDir))
+	_, err := fsys.Lstat(l.AnchorDir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, plainDir(fsys, path.Dir(l.AnchorDir))
@@ -104,7 +104,7 @@ func fastCheck(fsys FS, l distro.Layout, anchors []string) ([]string, error) {
 	if err := plainDir(fsys, l.AnchorDir); err != nil {
 		return nil, err
 	}
-	ents, err := fsys.ReadDir(fsName(l.AnchorDir))
+	ents, err := fsys.ReadDir(l.AnchorDir)
 	if err != nil {
 		return nil, notFast("listing %s: %v", l.AnchorDir, err)
 	}
@@ -141,7 +141,7 @@ func plainDir(fsys FS, p string) error {
 	if !m.IsRoot() || m.Readonly {
 		return notFast("%s is in a %s mount at %s, not the writable root", p, m.Type, m.Dest)
 	}
-	fi, err := fsys.Lstat(fsName(p))
+	fi, err := fsys.Lstat(p)
 	if err != nil || !fi.IsDir() {
 		return notFast("%s is not a directory", p)
 	}
@@ -152,7 +152,7 @@ func plainDir(fsys FS, p string) error {
 // [A-Za-z0-9_-] that is an executable regular file, or that cannot be
 // checked), or "".
 func hooks(fsys FS, dir string) string {
-	ents, err := fsys.ReadDir(fsName(dir))
+	ents, err := fsys.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return ""
 	}
@@ -164,7 +164,7 @@ func hooks(fsys FS, dir string) string {
 			continue
 		}
 		p := path.Join(dir, e.Name())
-		fi, err := fsys.Stat(fsName(p))
+		fi, err := fsys.Stat(p)
 		if err != nil || (fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0) {
 			return p
 		}
@@ -207,7 +207,7 @@ func (p *Plan) applyFast(fsys FS, j *Journal) error {
 	}
 	data := be.base.data
 	if len(data) > 0 && data[len(data)-1] != '\n' {
-		return fmt.Errorf("bundle %s does not end with a newline: run update-ca-certificates in the image, or use the command path", bundle)
+		return fmt.Errorf("%w: bundle %s does not end with a newline: run update-ca-certificates in the image, or use the command path", ErrStaleBundle, bundle)
 	}
 	pieces, tailStart, err := localAnchors(fsys, anchorDir, bundle, existing, data)
 	if err != nil {
@@ -241,12 +241,12 @@ func (p *Plan) applyFast(fsys FS, j *Journal) error {
 		if _, err := j.writeFile(fsys, anchor, contents[i], 0o644, f.blocks()); err != nil {
 			return err
 		}
-		j.ours[anchor] = true
+		j.markOurs(anchor)
 		pemName := f.name + ".pem"
 		if err := j.symlink(fsys, anchor, path.Join(etc, pemName)); err != nil {
 			return err
 		}
-		j.ours[pemName] = true
+		j.markOurs(pemName)
 	}
 
 	// Hash links, bucket by bucket, for the files rehash hashes: those
@@ -283,7 +283,7 @@ func (p *Plan) applyFast(fsys FS, j *Journal) error {
 			return fmt.Errorf("chmod %s: %w", bundle, err)
 		}
 	}
-	j.scan = append(j.scan, etc)
+	j.scanForLinks(etc)
 	return nil
 }
 
@@ -294,31 +294,16 @@ type rehashOurs struct {
 	cert *Cert
 }
 
+// ErrStaleBundle is matched (errors.Is) by the fast path's error for a
+// bundle that is not what update-ca-certificates would have built from the
+// image's anchors (it does not end with the local anchors, or with a
+// newline): the fast path cannot add ours the tool's way.
+var ErrStaleBundle = errors.New("the bundle is not what update-ca-certificates built")
+
 // dpkgInstalled is a dpkg info file of Debian's ca-certificates package
 // that exists only while the package is installed: dpkg deletes it on remove
 // (the package's .list and .postrm stay until purge).
 const dpkgInstalled = "/var/lib/dpkg/info/ca-certificates.md5sums"
-
-// watchPackageDir notes that the existing directory dir is removed when the
-// package whose installed-marker file is marker is removed: Debian's
-// ca-certificates.postrm runs `rmdir /usr/local/share/ca-certificates
-// 2>/dev/null || true` on remove, which fails while our anchors are in it.
-func (j *Journal) watchPackageDir(fsys FS, dir, marker string) {
-	fi, err := fsys.Lstat(fsName(dir))
-	if err != nil || !fi.IsDir() {
-		return
-	}
-	if fi, err := fsys.Lstat(fsName(marker)); err != nil || !fi.Mode().IsRegular() {
-		return
-	}
-	if j.pkgDirs == nil {
-		j.pkgDirs = map[string]string{}
-	}
-	j.pkgDirs[dir] = marker
-	if _, err := j.record(fsys, dir, false); err != nil {
-		delete(j.pkgDirs, dir)
-	}
-}
 
 // rehashBucket makes the <hash>.<n> links of bucket h in etc what `openssl
 // rehash` would after our .pem links appeared, trusting the existing links
@@ -330,7 +315,7 @@ func rehashBucket(fsys FS, j *Journal, etc string, h uint32, ours []rehashOurs) 
 	for id := 0; id < maxCollisions; id++ {
 		name := fmt.Sprintf("%08x.%d", h, id)
 		p := path.Join(etc, name)
-		fi, err := fsys.Lstat(fsName(p))
+		fi, err := fsys.Lstat(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			break
 		}
@@ -340,7 +325,7 @@ func rehashBucket(fsys FS, j *Journal, etc string, h uint32, ours []rehashOurs) 
 		if fi.Mode()&fs.ModeSymlink == 0 {
 			continue // rehash ignores it (no known extension) but may replace it
 		}
-		target, err := fsys.ReadLink(fsName(p))
+		target, err := fsys.ReadLink(p)
 		if err != nil {
 			return fmt.Errorf("hash link %s: %w", p, err)
 		}

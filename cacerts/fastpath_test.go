@@ -22,7 +22,7 @@ func TestFastPathApplyRevert(t *testing.T) {
 	set := testSet(t, cas...)
 	fsys := openRoot(t, root)
 	d := detect(t, fsys)
-	p, err := NewPlan(context.Background(), fsys, d, set, Options{})
+	p, err := NewPlan(context.Background(), fsys, d, set, Exec{}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestFastPathHashCollisions(t *testing.T) {
 	before := snap(t, root)
 	set := testSet(t, a, b, c)
 	fsys := openRoot(t, root)
-	j, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{Strict: true})
+	j, err := Install(context.Background(), fsys, detect(t, fsys), set, Exec{}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +164,7 @@ func TestFastPathRefusals(t *testing.T) {
 			}
 			treespec.Build(t, root, append(specs, extra...)...)
 			fsys := openRoot(t, root)
-			p, err := NewPlan(context.Background(), fsys, detect(t, fsys), set, Options{})
+			p, err := NewPlan(context.Background(), fsys, detect(t, fsys), set, Exec{}, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -203,7 +203,7 @@ func TestFastPathLocalAnchorsOrder(t *testing.T) {
 	before := snap(t, root)
 	set := testSet(t, mine)
 	fsys := openRoot(t, root)
-	j, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{Strict: true, Method: MethodFast})
+	j, err := Install(context.Background(), fsys, detect(t, fsys), set, Exec{}, Options{Method: MethodFast})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +244,7 @@ func TestFastPathIgnoresWhatRunPartsSkips(t *testing.T) {
 		"file etc/ca-certificates/update.d/README x mode=0644",
 	)...)
 	fsys := openRoot(t, root)
-	p, err := NewPlan(context.Background(), fsys, detect(t, fsys), set, Options{})
+	p, err := NewPlan(context.Background(), fsys, detect(t, fsys), set, Exec{}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

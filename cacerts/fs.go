@@ -3,7 +3,6 @@ package cacerts
 import (
 	"context"
 	"io/fs"
-	"syscall"
 	"time"
 
 	"github.com/buildkit-cacerts/buildkit-cacerts/distro"
@@ -11,18 +10,24 @@ import (
 )
 
 // FS is the confined view of one container's filesystem this package reads
-// and writes; *vfs.FS implements it. Read methods of io/fs take fs.ValidPath
-// names ("etc/ssl"); every other method takes a container path ("/etc/ssl"),
-// resolved inside the container. Writes must reach only the container's root
-// mount, and never follow a final symlink except as documented by vfs.
-// WriteFile never writes in place (new inode and rename); Overwrite writes
-// in place only a regular file with exactly one link.
+// and writes. Every path is a container path ("/etc/ssl/certs"), resolved
+// inside the container; View adapts a *vfs.FS to it (vfs's io/fs read methods
+// take io/fs names, and View is the one place that converts). Writes must
+// reach only the container's root mount, and never follow a final symlink
+// except as documented by vfs. WriteFile never writes in place (new inode and
+// rename); Overwrite writes in place only a regular file with exactly one
+// link.
 type FS interface {
-	fs.FS
-	Stat(name string) (fs.FileInfo, error)
-	Lstat(name string) (fs.FileInfo, error)
-	ReadDir(name string) ([]fs.DirEntry, error)
-	ReadLink(name string) (string, error)
+	// Open opens the regular file or directory at the container path p
+	// for reading, following symlinks inside the container.
+	Open(p string) (fs.File, error)
+	Stat(p string) (fs.FileInfo, error)
+	Lstat(p string) (fs.FileInfo, error)
+	ReadDir(p string) ([]fs.DirEntry, error)
+	// ReadDirNames lists the names in a directory, sorted, without a
+	// lookup per entry (glob's cheap listing of /usr/lib).
+	ReadDirNames(p string) ([]string, error)
+	ReadLink(p string) (string, error)
 	// ReadFileLimit reads a regular file of at most max bytes, following
 	// symlinks inside the container.
 	ReadFileLimit(unsafePath string, max int64) ([]byte, error)
@@ -44,6 +49,14 @@ type FS interface {
 	// EvalSymlinks resolves every symlink inside the container and returns
 	// the canonical container path and the mount it lands in.
 	EvalSymlinks(unsafePath string) (string, *vfs.Mount, error)
+	// Invalidate drops what the view remembers of directories (vfs keeps
+	// their handles): whoever changes the tree behind the view's back (the
+	// command path's tool) calls it.
+	Invalidate()
+	// containerPaths seals the interface: a *vfs.FS, whose read methods
+	// take io/fs names, cannot be passed where an FS is wanted by mistake
+	// (wrap it with View); a wrapper that embeds an FS inherits it.
+	containerPaths()
 }
 
 // Runner runs a command inside the container whose root the FS views, as
@@ -64,11 +77,6 @@ const maxBundle = 10 << 20
 // directories themselves count.
 func IsTrustStorePath(p string) bool { return distro.IsTrustStorePath(p) }
 
-// fsName turns a clean absolute container path into an io/fs name.
+// fsName turns a clean absolute container path into an io/fs name (View's
+// conversion; a name already relative is returned as it is).
 func fsName(p string) string { return distro.Name(p) }
-
-// statT returns the *syscall.Stat_t behind fi, or nil.
-func statT(fi fs.FileInfo) *syscall.Stat_t {
-	st, _ := fi.Sys().(*syscall.Stat_t)
-	return st
-}

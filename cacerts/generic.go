@@ -72,7 +72,7 @@ func (p *Plan) applyCertifi(ctx context.Context, fsys FS, j *Journal) error {
 		return err
 	}
 	for _, m := range matches {
-		if err := installBundle(fsys, j, "/"+m, p.ourPEMs(), bundleOpt{named: true}, log); err != nil {
+		if err := installBundle(fsys, j, m, p.ourPEMs(), bundleOpt{named: true}, log); err != nil {
 			return err
 		}
 	}
@@ -83,7 +83,7 @@ func (p *Plan) applyCertifi(ctx context.Context, fsys FS, j *Journal) error {
 // SSL_CERT_DIR name (image ENV: untrusted values, resolved in the root).
 func (p *Plan) applyEnv(ctx context.Context, fsys FS, j *Journal) error {
 	log := bklog.G(ctx)
-	for _, kv := range p.opt.Env {
+	for _, kv := range p.x.Env {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
 			continue
@@ -132,7 +132,7 @@ func resolveForCreate(fsys FS, dir string) (string, *vfs.Mount, bool, error) {
 				// The first missing level must be absent, not a dangling
 				// link: nothing is ever created through one.
 				first, _, _ := strings.Cut(rest, "/")
-				if _, err := fsys.Lstat(fsName(path.Join(rq, first))); !errors.Is(err, fs.ErrNotExist) {
+				if _, err := fsys.Lstat(path.Join(rq, first)); !errors.Is(err, fs.ErrNotExist) {
 					return "", nil, false, fmt.Errorf("%s: a dangling symlink is in the way", path.Join(rq, first))
 				}
 			}
@@ -143,12 +143,6 @@ func resolveForCreate(fsys FS, dir string) (string, *vfs.Mount, bool, error) {
 		}
 		rest = path.Join(path.Base(q), rest)
 	}
-}
-
-// done reports whether we already put our blocks into the file p.
-func (j *Journal) done(p string) bool {
-	e, ok := j.byPath[p]
-	return ok && len(e.blocks) > 0
 }
 
 // installBundle appends blocks to the bundle at the container path p (or
@@ -174,7 +168,7 @@ func installBundle(fsys FS, j *Journal, p string, blocks [][]byte, o bundleOpt, 
 	if !o.named && !IsTrustStorePath(target) {
 		return skip("resolves to " + target + ", outside trust-store paths")
 	}
-	if j.done(target) {
+	if j.wrote(target) {
 		return nil
 	}
 	var st state
@@ -219,7 +213,7 @@ func installThroughLink(fsys FS, j *Journal, link string, blocks [][]byte, o bun
 		log.WithFields(logrus.Fields{"path": link, "reason": err.Error()}).Debug("bundle link left alone")
 		return nil
 	}
-	if j.done(rt) {
+	if j.wrote(rt) {
 		return nil
 	}
 	data, rerr := fsys.ReadFileLimit(rt, maxBundle)
@@ -228,7 +222,7 @@ func installThroughLink(fsys FS, j *Journal, link string, blocks [][]byte, o bun
 		return nil
 	}
 	if writableRoot(tm) && (IsTrustStorePath(rt) || o.named) {
-		if fi, err := fsys.Lstat(fsName(rt)); err == nil && fi.Mode().IsRegular() {
+		if fi, err := fsys.Lstat(rt); err == nil && fi.Mode().IsRegular() {
 			err := appendTo(fsys, j, rt, data, blocks)
 			if err == nil || !(errors.Is(err, syscall.EROFS) || errors.Is(err, vfs.ErrNotRootMount)) {
 				return err
@@ -265,20 +259,17 @@ func installHashFiles(fsys FS, j *Journal, dir string, set *Set, log *logrus.Ent
 		log.WithFields(logrus.Fields{"path": dir, "target": rdir}).Debug("hash directory not in writable trust-store paths; left alone")
 		return nil
 	}
-	if fi, err := fsys.Lstat(fsName(rdir)); err != nil || !fi.IsDir() {
+	if fi, err := fsys.Lstat(rdir); err != nil || !fi.IsDir() {
 		return nil
 	}
-	for _, s := range j.scan {
-		if s == rdir {
-			return nil
-		}
+	if !j.scanForLinks(rdir) {
+		return nil
 	}
-	j.scan = append(j.scan, rdir)
 	for _, c := range set.Certs {
 		placed := false
 		for n := 0; n < maxCollisions && !placed; n++ {
 			p := path.Join(rdir, fmt.Sprintf("%08x.%d", c.SubjectHash, n))
-			if _, err := fsys.Lstat(fsName(p)); err == nil {
+			if _, err := fsys.Lstat(p); err == nil {
 				continue
 			} else if !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("hash file %s: %w", p, err)
@@ -313,21 +304,20 @@ func (p *Plan) installDebianAnchors(fsys FS, j *Journal, log *logrus.Entry) erro
 	if l.Family != distro.FamilyDebian || l.AnchorDir == "" || len(l.HookDirs) == 0 || len(l.Bundles) == 0 {
 		return nil
 	}
-	fi, err := fsys.Lstat(fsName(l.AnchorDir))
+	fi, err := fsys.Lstat(l.AnchorDir)
 	if err == nil && fi.IsDir() {
 		if rdir, m, err := fsys.EvalSymlinks(l.AnchorDir); err != nil || rdir != l.AnchorDir || !writableRoot(m) {
 			return nil
 		}
 		for _, f := range p.anchorFiles() {
 			anchor := path.Join(l.AnchorDir, f.name+l.AnchorExt)
-			if _, err := fsys.Lstat(fsName(anchor)); !errors.Is(err, fs.ErrNotExist) {
+			if _, err := fsys.Lstat(anchor); !errors.Is(err, fs.ErrNotExist) {
 				continue // never replace an image's file of that name
 			}
 			if _, err := j.writeFile(fsys, anchor, f.data(), 0o644, f.blocks()); err != nil {
 				return err
 			}
-			j.ours[anchor] = true
-			j.ours[f.name+".pem"] = true
+			j.markOurs(anchor, f.name+".pem")
 		}
 		return nil
 	}
@@ -341,19 +331,16 @@ func (p *Plan) installDebianAnchors(fsys FS, j *Journal, log *logrus.Entry) erro
 		return nil
 	}
 	for q := hookDir; IsTrustStorePath(q); q = path.Dir(q) {
-		if _, err := fsys.Lstat(fsName(q)); !errors.Is(err, fs.ErrNotExist) {
+		if _, err := fsys.Lstat(q); !errors.Is(err, fs.ErrNotExist) {
 			break
 		}
-		if j.pkgCreated == nil {
-			j.pkgCreated = map[string]string{}
-		}
-		j.pkgCreated[q] = dpkgCACertsList
+		j.packageShips(q, dpkgCACertsList)
 	}
 	if err := j.mkdirAll(fsys, hookDir); err != nil {
 		return err
 	}
 	hook := path.Join(hookDir, HookName)
-	if _, err := fsys.Lstat(fsName(hook)); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := fsys.Lstat(hook); !errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	var b bytes.Buffer
@@ -369,7 +356,7 @@ func (p *Plan) installDebianAnchors(fsys FS, j *Journal, log *logrus.Entry) erro
 	if _, err := j.writeFile(fsys, hook, b.Bytes(), 0o755, p.ourPEMs()); err != nil {
 		return err
 	}
-	j.ours[hook] = true
+	j.markOurs(hook)
 	return nil
 }
 

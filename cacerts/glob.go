@@ -6,27 +6,22 @@ import (
 	"strings"
 )
 
-// namesFS lists a directory's names without a lookup per entry; the vfs
-// implements it.
-type namesFS interface {
-	ReadDirNames(name string) ([]string, error)
-}
-
-// glob is fs.Glob for the layouts' certifi patterns. Where fsys lists names
-// cheaply and the pattern has exactly one wildcard component
-// (/usr/lib/python3*/site-packages/certifi/cacert.pem), the directory before
-// it is listed by name only and each candidate is checked with one Lstat —
-// instead of fs.Glob's ReadDir of every directory on the way, which looks up
-// every entry of /usr/lib (1.5–3 ms per exec, docs/benchmarks.md). The
-// result is what fs.Glob returns: io/fs names, sorted, I/O errors ignored.
+// glob is fs.Glob for the layouts' certifi patterns, on container paths
+// ("/usr/lib/python3*/site-packages/certifi/cacert.pem"). Where the pattern
+// has exactly one wildcard component, the directory before it is listed by
+// name only and each candidate is checked with one Lstat — instead of
+// fs.Glob's ReadDir of every directory on the way, which looks up every
+// entry of /usr/lib (1.5–3 ms per exec, docs/benchmarks.md). The result is
+// what fs.Glob returns, as container paths: sorted, I/O errors ignored.
 func glob(fsys FS, pattern string) ([]string, error) { return globN(fsys, pattern, -1) }
 
 // globN is glob stopping after max matches (max < 0: no limit), so a
 // directory of an image holding any number of matching names costs at most
 // max+1 lookups when the caller passes its limit plus one.
 func globN(fsys FS, pattern string, max int) ([]string, error) {
-	nf, ok := fsys.(namesFS)
-	parts := strings.Split(pattern, "/")
+	ok := true
+	name := fsName(pattern)
+	parts := strings.Split(name, "/")
 	wild := -1
 	for i, p := range parts {
 		if strings.ContainsAny(p, `*?[\`) {
@@ -36,21 +31,25 @@ func globN(fsys FS, pattern string, max int) ([]string, error) {
 			wild = i
 		}
 	}
-	if !ok || wild < 0 || !fs.ValidPath(pattern) {
-		out, err := fs.Glob(fsys, pattern)
-		if max >= 0 && len(out) > max {
-			out = out[:max]
+	if !ok || wild < 0 || !path.IsAbs(pattern) || !fs.ValidPath(name) {
+		if !path.IsAbs(pattern) {
+			return nil, nil // not a container path: matches nothing
+		}
+		names, err := fs.Glob(ioFS{fsys}, name)
+		if max >= 0 && len(names) > max {
+			names = names[:max]
+		}
+		out := make([]string, len(names))
+		for i, n := range names {
+			out[i] = "/" + n
 		}
 		return out, err
 	}
 	if _, err := path.Match(parts[wild], ""); err != nil {
 		return nil, err
 	}
-	dir := path.Join(parts[:wild]...)
-	if dir == "" {
-		dir = "."
-	}
-	names, err := nf.ReadDirNames(dir)
+	dir := "/" + path.Join(parts[:wild]...)
+	names, err := fsys.ReadDirNames(dir)
 	if err != nil {
 		return nil, nil
 	}

@@ -20,8 +20,6 @@ import (
 	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
 )
 
-var _ FS = (*vfs.FS)(nil)
-
 func bindSpec(dest, src string, ro bool) vfs.Spec {
 	s := vfs.Spec{Dest: dest, Mounts: []mount.Mount{{Type: "bind", Source: src, Options: []string{"rbind"}}}, Readonly: ro}
 	if ro {
@@ -32,7 +30,13 @@ func bindSpec(dest, src string, ro bool) vfs.Spec {
 
 // openRoot opens the vfs of a root directory with extra mounts; it is
 // closed when the test ends.
-func openRoot(t testing.TB, root string, mounts ...vfs.Spec) *vfs.FS {
+func openRoot(t testing.TB, root string, mounts ...vfs.Spec) FS {
+	t.Helper()
+	return View(openVFS(t, root, mounts...))
+}
+
+// openVFS is openRoot's vfs view itself (io/fs names for its reads).
+func openVFS(t testing.TB, root string, mounts ...vfs.Spec) *vfs.FS {
 	t.Helper()
 	fsys, err := vfs.New(context.Background(), bindSpec("/", root, false), mounts)
 	if err != nil {
@@ -170,7 +174,7 @@ func debianSpecs(t testing.TB, certs map[string][]byte) []string {
 
 func detect(t testing.TB, fsys FS) *distro.Distro {
 	t.Helper()
-	d, err := distro.Detect(fsys)
+	d, err := distro.Detect(ioFS{fsys})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,16 +61,6 @@ func (c *countingFS) MkdirAll(p string, perm fs.FileMode) (string, error) {
 	return c.FS.MkdirAll(p, perm)
 }
 
-func (c *countingFS) ReadDirNames(name string) ([]string, error) {
-	return c.FS.(namesFS).ReadDirNames(name)
-}
-
-func (c *countingFS) Invalidate() {
-	if inv, ok := c.FS.(interface{ Invalidate() }); ok {
-		inv.Invalidate()
-	}
-}
-
 // cost is what one Install cost.
 type cost struct {
 	allocMiB  float64 // bytes allocated during the install (an upper bound of the peak)
@@ -84,9 +74,9 @@ func (c cost) String() string {
 	return fmt.Sprintf("allocated %.1f MiB, peak heap +%.1f MiB, %d entries written, %.1f MiB written, %.1f MiB of local anchors read", c.allocMiB, c.peakMiB, c.files, c.wroteMiB, c.anchorMiB)
 }
 
-// measure runs Install on the root with env and opt and returns its cost and
+// measure runs Install on the root with x and opt and returns its cost and
 // error; the journal is reverted (on a fresh view) when there is one.
-func measure(t *testing.T, root string, set *Set, opt Options) (cost, error) {
+func measure(t *testing.T, root string, set *Set, x Exec, opt Options) (cost, error) {
 	t.Helper()
 	fsys := &countingFS{FS: openRoot(t, root)}
 	d := detect(t, fsys)
@@ -113,7 +103,7 @@ func measure(t *testing.T, root string, set *Set, opt Options) (cost, error) {
 			}
 		}
 	}()
-	j, err := Install(context.Background(), fsys, d, set, opt)
+	j, err := Install(context.Background(), fsys, d, set, x, opt)
 	close(stop)
 	wg.Wait()
 	runtime.ReadMemStats(&ms)

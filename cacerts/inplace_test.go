@@ -12,12 +12,11 @@ import (
 
 	"github.com/buildkit-cacerts/buildkit-cacerts/internal/testenv"
 	"github.com/buildkit-cacerts/buildkit-cacerts/internal/treespec"
-	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
 )
 
 // overwriteLog records the paths Overwrite is asked to write in place.
 type overwriteLog struct {
-	*vfs.FS
+	FS
 	paths []string
 }
 
@@ -79,7 +78,7 @@ func TestInPlaceInstallRevert(t *testing.T) {
 			ino, _ := hostIno(t, p)
 
 			fsys := openRoot(t, root)
-			j, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{Strict: true})
+			j, err := Install(context.Background(), fsys, detect(t, fsys), set, Exec{}, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -123,7 +122,7 @@ func TestInPlaceNotForImageHardLinks(t *testing.T) {
 	ino, _ := hostIno(t, p)
 
 	fsys := openRoot(t, root)
-	j, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{Strict: true})
+	j, err := Install(context.Background(), fsys, detect(t, fsys), set, Exec{}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +159,7 @@ func TestInPlaceRevertProcessHardLink(t *testing.T) {
 	ino, _ := hostIno(t, p)
 
 	fsys := openRoot(t, root)
-	j, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{Strict: true})
+	j, err := Install(context.Background(), fsys, detect(t, fsys), set, Exec{}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

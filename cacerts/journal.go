@@ -53,7 +53,7 @@ func (s state) same(now state) bool {
 // symlink. With keep, a regular file's content (at most maxBundle bytes) is
 // kept too.
 func lstat(fsys FS, p string, keep bool) (state, error) {
-	fi, err := fsys.Lstat(fsName(p))
+	fi, err := fsys.Lstat(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return state{}, nil
 	}
@@ -61,17 +61,16 @@ func lstat(fsys FS, p string, keep bool) (state, error) {
 		return state{}, err
 	}
 	s := state{exists: true, mode: fi.Mode(), size: fi.Size(), mtime: fi.ModTime()}
-	if st := statT(fi); st != nil {
+	if st, ok := vfs.StatOf(fi); ok {
 		s.uid, s.gid = st.Uid, st.Gid
-		s.dev, s.ino, s.nlink = uint64(st.Dev), st.Ino, uint64(st.Nlink)
-		s.atime = time.Unix(st.Atim.Sec, st.Atim.Nsec)
-		s.mtime = time.Unix(st.Mtim.Sec, st.Mtim.Nsec)
+		s.dev, s.ino, s.nlink = st.Dev, st.Ino, st.Nlink
+		s.atime, s.mtime = st.Atime, st.Mtime
 	} else {
 		s.atime = s.mtime
 	}
 	switch {
 	case s.isLink():
-		if s.target, err = fsys.ReadLink(fsName(p)); err != nil {
+		if s.target, err = fsys.ReadLink(p); err != nil {
 			return state{}, err
 		}
 	case s.isReg() && keep:
@@ -314,14 +313,14 @@ func (j *Journal) remove(fsys FS, p string) error {
 // mkdirAll creates directory p and missing parents, journaling each one it
 // creates and the directory above the topmost.
 func (j *Journal) mkdirAll(fsys FS, p string) error {
-	fi, err := fsys.Lstat(fsName(p))
+	fi, err := fsys.Lstat(p)
 	if err == nil && fi.IsDir() {
 		return nil
 	}
 	// Journal the existing ancestor and every missing level before creating.
 	var missing []string
 	for q := p; ; q = path.Dir(q) {
-		fi, err := fsys.Lstat(fsName(q))
+		fi, err := fsys.Lstat(q)
 		if err == nil {
 			if !fi.IsDir() && fi.Mode()&fs.ModeSymlink == 0 {
 				return fmt.Errorf("creating %s: %s is not a directory", p, q)
@@ -359,4 +358,102 @@ func (j *Journal) finish(fsys FS) error {
 		e.ours = s
 	}
 	return errors.Join(errs...)
+}
+
+// packageShips records that dir, which we are about to create, is shipped
+// by the package whose dpkg file list is list: revert keeps it when the
+// process installed that package.
+func (j *Journal) packageShips(dir, list string) {
+	if j.pkgCreated == nil {
+		j.pkgCreated = map[string]string{}
+	}
+	j.pkgCreated[dir] = list
+}
+
+// markOurs notes link targets that lead to our files — an anchor's container
+// path, the name of our .pem link: a symlink to one of them is our
+// contribution wherever revert or the sweep finds it.
+func (j *Journal) markOurs(targets ...string) {
+	for _, t := range targets {
+		j.ours[t] = true
+	}
+}
+
+// scanForLinks notes a directory where a process or tool may make more links
+// to our files (a hash directory): revert scans it when it changed. It
+// reports whether dir was new to the journal.
+func (j *Journal) scanForLinks(dir string) bool {
+	for _, s := range j.scan {
+		if s == dir {
+			return false
+		}
+	}
+	j.scan = append(j.scan, dir)
+	return true
+}
+
+// wrote reports whether we already put our blocks into the file p.
+func (j *Journal) wrote(p string) bool {
+	e, ok := j.byPath[p]
+	return ok && len(e.blocks) > 0
+}
+
+// watchPackageDir notes that the existing directory dir is removed when the
+// package whose installed-marker file is marker is removed: Debian's
+// ca-certificates.postrm runs `rmdir /usr/local/share/ca-certificates
+// 2>/dev/null || true` on remove, which fails while our anchors are in it.
+// Revert finishes the removal once the directory is empty (restoreDir).
+func (j *Journal) watchPackageDir(fsys FS, dir, marker string) {
+	fi, err := fsys.Lstat(dir)
+	if err != nil || !fi.IsDir() {
+		return
+	}
+	if fi, err := fsys.Lstat(marker); err != nil || !fi.Mode().IsRegular() {
+		return
+	}
+	if j.pkgDirs == nil {
+		j.pkgDirs = map[string]string{}
+	}
+	j.pkgDirs[dir] = marker
+	if _, err := j.record(fsys, dir, false); err != nil {
+		delete(j.pkgDirs, dir)
+	}
+}
+
+// adoptChanges journals what a tool changed behind the journal's back (the
+// command path's update tool): changed are entries diffSnapshots made from
+// the snapshots before and after the tool ran; an entry for a path already
+// journaled is dropped (the journal's base is older). The content the tool
+// wrote is noted by hash, so the sweep recognises a copy of it (mv of
+// /etc/ssl is a copy on overlay) wherever it lands. Every directory holding
+// a changed entry is journaled too, first, since restoring a file renames a
+// new inode into it (a tool that rewrote a file in place left it alone), so
+// its mtime is put back after.
+func (j *Journal) adoptChanges(fsys FS, changed []*entry, before, after map[string]state) {
+	for _, e := range changed {
+		if _, ok := j.byPath[e.path]; ok {
+			continue
+		}
+		j.entries = append(j.entries, e)
+		j.byPath[e.path] = e
+		if e.ours.isReg() && e.ours.size <= maxBundle && !e.base.same(e.ours) {
+			if data, err := fsys.ReadFileLimit(e.path, maxBundle); err == nil {
+				j.noteWrote(e, data)
+			}
+		}
+	}
+	for _, e := range append([]*entry(nil), j.entries...) {
+		par := path.Dir(e.path)
+		if _, ok := j.byPath[par]; ok {
+			continue
+		}
+		b, okb := before[par]
+		a, oka := after[par]
+		if !okb || !oka || !b.isDir() {
+			continue
+		}
+		pe := &entry{path: par, base: b, ours: a}
+		j.entries = append([]*entry{pe}, j.entries...)
+		j.byPath[par] = pe
+	}
 }

@@ -86,7 +86,7 @@ func runLeakCase(t *testing.T, c leakCase, set *Set) {
 		t.Fatal(err)
 	}
 	since := time.Now()
-	j, err := Install(ctx, fsys, detect(t, fsys), set, Options{Strict: true, Runner: chrootRunner{root: root, proc: true, tmp: true}})
+	j, err := Install(ctx, View(fsys), detect(t, View(fsys)), set, Exec{Runner: chrootRunner{root: root, proc: true, tmp: true}}, Options{})
 	fsys.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +101,7 @@ func runLeakCase(t *testing.T, c leakCase, set *Set) {
 		t.Fatal(err)
 	}
 	defer fsys.Close()
-	if err := j.Revert(ctx, fsys); err != nil {
+	if err := j.Revert(ctx, View(fsys)); err != nil {
 		t.Fatalf("revert: %v", err)
 	}
 	fsys.Invalidate()

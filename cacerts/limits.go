@@ -27,8 +27,9 @@ const (
 // links, SSL_CERT_DIR entries, file sizes) stops at a limit. Zero means the
 // default; a negative value is treated as the default too (there is no
 // "unlimited"). Hitting a limit is an install failure: the partial install
-// is rolled back and the exec runs without the CAs (with a warning naming the
-// limit, the path and the [cacerts] knob), or fails under Options.Strict.
+// is rolled back and Install returns a *LimitError naming the limit, the path
+// and the [cacerts] knob (the executor then runs the exec without the CAs,
+// or fails it in strict mode).
 type Limits struct {
 	// MaxReadBytes caps the bytes read from the container per exec: bundles,
 	// anchors, certifi and SSL_CERT_FILE bundles, hash-link targets and the
@@ -163,7 +164,7 @@ type limitFS struct {
 func (l *limitFS) ReadFileLimit(p string, max int64) ([]byte, error) {
 	left := l.b.lim.MaxReadBytes - l.b.read
 	if left < max {
-		if fi, err := l.FS.Stat(fsName(path.Clean("/" + p))); err == nil && fi.Mode().IsRegular() && fi.Size() > left {
+		if fi, err := l.FS.Stat(path.Clean("/" + p)); err == nil && fi.Mode().IsRegular() && fi.Size() > left {
 			return nil, l.b.hit(l.b.readLimit(p))
 		}
 		if left <= 0 {
@@ -218,27 +219,6 @@ func (l *limitFS) Symlink(oldname, newname string) error {
 	return l.FS.Symlink(oldname, newname)
 }
 
-// ReadDirNames forwards to the view's name-only listing (glob uses it).
-func (l *limitFS) ReadDirNames(name string) ([]string, error) {
-	if nf, ok := l.FS.(namesFS); ok {
-		return nf.ReadDirNames(name)
-	}
-	ents, err := l.FS.ReadDir(name)
-	names := make([]string, 0, len(ents))
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	return names, err
-}
-
-// Invalidate forwards to the view (the command path calls it after the tool
-// ran).
-func (l *limitFS) Invalidate() {
-	if inv, ok := l.FS.(interface{ Invalidate() }); ok {
-		inv.Invalidate()
-	}
-}
-
 // inode identifies a file for hard-link merging.
 type inode struct{ dev, ino uint64 }
 
@@ -252,7 +232,7 @@ func (b *budget) certifiBundles(fsys FS, patterns []string) ([]string, error) {
 	seen := map[inode]bool{}
 	for _, pat := range patterns {
 		left := b.lim.MaxCertifiBundles - b.certifi
-		matches, err := globN(fsys, fsName(pat), left+1)
+		matches, err := globN(fsys, pat, left+1)
 		if err != nil {
 			continue
 		}
@@ -262,8 +242,8 @@ func (b *budget) certifiBundles(fsys FS, patterns []string) ([]string, error) {
 		b.certifi += len(matches)
 		for _, m := range matches {
 			if fi, err := fsys.Stat(m); err == nil {
-				if st := statT(fi); st != nil {
-					k := inode{uint64(st.Dev), st.Ino}
+				if st, ok := vfs.StatOf(fi); ok {
+					k := inode{st.Dev, st.Ino}
 					if seen[k] {
 						continue
 					}
@@ -315,7 +295,7 @@ type anchorPiece struct {
 // link to it) is not read again. The returned data are slices of bundle.
 func localAnchors(fsys FS, dir, bundlePath string, names []string, bundle []byte) ([]anchorPiece, int, error) {
 	mismatch := func() ([]anchorPiece, int, error) {
-		return nil, 0, fmt.Errorf("bundle %s does not end with the local anchors of %s: run update-ca-certificates in the image, or use the command path", bundlePath, dir)
+		return nil, 0, fmt.Errorf("%w: bundle %s does not end with the local anchors of %s: run update-ca-certificates in the image, or use the command path", ErrStaleBundle, bundlePath, dir)
 	}
 	type fileKey struct {
 		inode
@@ -326,7 +306,7 @@ func localAnchors(fsys FS, dir, bundlePath string, names []string, bundle []byte
 	var total int64
 	for i, n := range names {
 		p := path.Join(dir, n)
-		fi, err := fsys.Stat(fsName(p))
+		fi, err := fsys.Stat(p)
 		if err != nil {
 			return nil, 0, fmt.Errorf("reading local anchor %s: %w", p, err)
 		}
@@ -334,8 +314,8 @@ func localAnchors(fsys FS, dir, bundlePath string, names []string, bundle []byte
 			return nil, 0, fmt.Errorf("reading local anchor %s: not a regular file", p)
 		}
 		keys[i] = fileKey{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
-		if st := statT(fi); st != nil {
-			keys[i].inode = inode{uint64(st.Dev), st.Ino}
+		if st, ok := vfs.StatOf(fi); ok {
+			keys[i].inode = inode{st.Dev, st.Ino}
 		}
 		if total += fi.Size(); total > int64(len(bundle)) {
 			return mismatch()

@@ -49,7 +49,7 @@ func TestLimitsCertifiHardLinks(t *testing.T) {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			root := certifiRoot(t, n, false)
 			before := snap(t, root)
-			c, err := measure(t, root, set, Options{Strict: true})
+			c, err := measure(t, root, set, Exec{}, Options{})
 			t.Logf("%d hard links to one 8 MiB certifi bundle: %s", n, c)
 			if err != nil {
 				t.Fatal(err)
@@ -68,7 +68,7 @@ func TestLimitsCertifiHardLinks(t *testing.T) {
 	t.Run("65 names", func(t *testing.T) {
 		root := certifiRoot(t, 65, false)
 		before := snap(t, root)
-		c, err := measure(t, root, set, Options{Strict: true})
+		c, err := measure(t, root, set, Exec{}, Options{})
 		t.Logf("65 hard links: %s", c)
 		wantLimit(t, err, "max_certifi_bundles")
 		if c.allocMiB > 1 || c.files > 20 {
@@ -76,7 +76,7 @@ func TestLimitsCertifiHardLinks(t *testing.T) {
 		}
 		assertSame(t, "tree after the failed install", before, snap(t, root))
 		// Raised, the same image installs.
-		_, err = measure(t, root, set, Options{Strict: true, Limits: Limits{MaxCertifiBundles: 65}})
+		_, err = measure(t, root, set, Exec{}, Options{Limits: Limits{MaxCertifiBundles: 65}})
 		if err != nil {
 			t.Fatalf("with max_certifi_bundles = 65: %v", err)
 		}
@@ -87,7 +87,7 @@ func TestLimitsCertifiDistinct(t *testing.T) {
 	set := testSet(t, genCAs(t, 5)...)
 	root := certifiRoot(t, 16, true)
 	before := snap(t, root)
-	c, err := measure(t, root, set, Options{Strict: true})
+	c, err := measure(t, root, set, Exec{}, Options{})
 	t.Logf("16 distinct 8 MiB certifi bundles: %s", c)
 	wantLimit(t, err, "max_read_mib")
 	// Stopped at 64 MiB read: three bundles read twice each, written once
@@ -97,22 +97,24 @@ func TestLimitsCertifiDistinct(t *testing.T) {
 	}
 	assertSame(t, "tree after the failed install", before, snap(t, root))
 
-	// Without Strict: a warning, the exec runs without the CAs, nothing left.
+	// Install returns the limit to its caller (the executor decides
+	// whether the exec runs without the CAs): a second try, on a fresh
+	// view, fails the same way and leaves nothing either.
 	fsys := openRoot(t, root)
-	j, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{})
-	if err != nil || j.Method() != MethodNone {
-		t.Fatalf("non-strict: %v, method %s; want no error and no install", err, j.Method())
+	j, err := Install(context.Background(), fsys, detect(t, fsys), set, Exec{}, Options{})
+	if !errors.Is(err, ErrLimit) || j != nil {
+		t.Fatalf("second install: %v, journal %v; want ErrLimit and no journal", err, j.Paths())
 	}
-	assertSame(t, "tree after the non-strict install", before, snap(t, root))
+	assertSame(t, "tree after the second failed install", before, snap(t, root))
 }
 
 func TestLimitsAnchorLinks(t *testing.T) {
 	set := testSet(t, genCAs(t, 5)...)
 	root := anchorLinksRoot(t, 32)
 	before := snap(t, root)
-	c, err := measure(t, root, set, Options{Strict: true, Method: MethodFast})
+	c, err := measure(t, root, set, Exec{}, Options{Method: MethodFast})
 	t.Logf("32 links to one 8 MiB local anchor: %s", c)
-	if err == nil || !strings.Contains(err.Error(), "does not end with the local anchors") {
+	if !errors.Is(err, ErrStaleBundle) {
 		t.Fatalf("error %v, want the bundle mismatch", err)
 	}
 	// The anchors are larger together than the bundle: none is read, only
@@ -157,7 +159,7 @@ func TestLocalAnchorsHardLinksReadOnce(t *testing.T) {
 
 	fsys := openRoot(t, root)
 	set := testSet(t, newCA(t, caOpt{cn: "Mine"}))
-	p, err := NewPlan(context.Background(), fsys, detect(t, fsys), set, Options{Method: MethodFast})
+	p, err := NewPlan(context.Background(), fsys, detect(t, fsys), set, Exec{}, Options{Method: MethodFast})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +194,7 @@ func TestLimitsCertDirs(t *testing.T) {
 	t.Run("4000", func(t *testing.T) {
 		root, env := certDirsRoot(t, 4000)
 		before := snap(t, root)
-		c, err := measure(t, root, set, Options{Strict: true, Env: []string{env}})
+		c, err := measure(t, root, set, Exec{Env: []string{env}}, Options{})
 		t.Logf("SSL_CERT_DIR with 4000 directories: %s", c)
 		wantLimit(t, err, "max_cert_dirs")
 		// The generic bundle (directory, file) and its rollback; no hash
@@ -205,7 +207,7 @@ func TestLimitsCertDirs(t *testing.T) {
 	t.Run("16", func(t *testing.T) {
 		root, env := certDirsRoot(t, 16)
 		before := snap(t, root)
-		c, err := measure(t, root, set, Options{Strict: true, Env: []string{env}})
+		c, err := measure(t, root, set, Exec{Env: []string{env}}, Options{})
 		t.Logf("SSL_CERT_DIR with 16 directories: %s", c)
 		if err != nil {
 			t.Fatal(err)
@@ -218,7 +220,7 @@ func TestLimitsCertDirs(t *testing.T) {
 	t.Run("1000 raised: files stop", func(t *testing.T) {
 		root, env := certDirsRoot(t, 1000)
 		before := snap(t, root)
-		c, err := measure(t, root, set, Options{Strict: true, Env: []string{env}, Limits: Limits{MaxCertDirs: 1000}})
+		c, err := measure(t, root, set, Exec{Env: []string{env}}, Options{Limits: Limits{MaxCertDirs: 1000}})
 		t.Logf("SSL_CERT_DIR with 1000 directories, max_cert_dirs = 1000: %s", c)
 		wantLimit(t, err, "max_files")
 		// 4096 written, then the rollback removes them.
@@ -237,7 +239,7 @@ func TestLimitSkippedStillFails(t *testing.T) {
 	treespec.Build(t, root, "dir etc/ssl/certs")
 	writeFile(t, filepath.Join(root, "etc/ssl/certs/ca-certificates.crt"), bigBundle(2<<20))
 	before := snap(t, root)
-	_, err := measure(t, root, set, Options{Strict: true, Limits: Limits{MaxReadBytes: 1 << 20}})
+	_, err := measure(t, root, set, Exec{}, Options{Limits: Limits{MaxReadBytes: 1 << 20}})
 	wantLimit(t, err, "max_read_mib")
 	assertSame(t, "tree after the failed install", before, snap(t, root))
 }

@@ -12,17 +12,24 @@ import (
 	"github.com/buildkit-cacerts/buildkit-cacerts/distro"
 )
 
-// Method is how the CAs are installed into one container root.
+// Method is how the CAs are installed into one container root: what the
+// operator asks for (Options.Method, the daemon's [cacerts] mode) and what an
+// install did (Plan.Method, Journal.Method).
 type Method int
 
 const (
 	// MethodAuto lets NewPlan choose: fast, else command, else generic.
 	MethodAuto Method = iota
-	// MethodNone installs nothing (empty CA set).
+	// MethodNone installs nothing: asked for, it is the mode "off" (an
+	// executor passes every exec through); as a result, the CA set was
+	// empty or the image already trusts every CA.
 	MethodNone
-	// MethodFast reproduces Debian's update-ca-certificates in Go.
+	// MethodFast reproduces Debian's update-ca-certificates in Go. Asked
+	// for, it never runs a tool: a layout the fast path does not model gets
+	// the generic path.
 	MethodFast
 	// MethodCommand runs the distribution's update tool through a Runner.
+	// Asked for, a root without a usable tool is an install failure.
 	MethodCommand
 	// MethodGeneric writes bundles where TLS libraries look.
 	MethodGeneric
@@ -45,18 +52,49 @@ func (m Method) String() string {
 	return fmt.Sprintf("method(%d)", int(m))
 }
 
-// Options configures NewPlan and Install.
+// ParseMethod parses the daemon's mode setting: "auto" (or empty), "fast",
+// "command" or "off" (MethodNone). The generic path is not a mode: auto and
+// fast fall back to it.
+func ParseMethod(s string) (Method, error) {
+	switch s {
+	case "", "auto":
+		return MethodAuto, nil
+	case "fast":
+		return MethodFast, nil
+	case "command":
+		return MethodCommand, nil
+	case "off":
+		return MethodNone, nil
+	}
+	return MethodAuto, fmt.Errorf("unknown cacerts mode %q (want auto, command, fast or off)", s)
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler with ParseMethod, so a
+// configuration file's mode is parsed once, where it is read.
+func (m *Method) UnmarshalText(b []byte) error {
+	v, err := ParseMethod(string(b))
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler: the mode's name ("off" for
+// MethodNone), which ParseMethod reads back.
+func (m Method) MarshalText() ([]byte, error) {
+	if m == MethodNone {
+		return []byte("off"), nil
+	}
+	return []byte(m.String()), nil
+}
+
+// Options is how the engine installs CAs, the same for every exec: the
+// settings an executor passes through unchanged (executor.Options.Install).
+// What differs per exec is in Exec.
 type Options struct {
-	// Env is the process's environment ("KEY=value"); SSL_CERT_FILE and
-	// SSL_CERT_DIR in it name extra places to install (untrusted values,
-	// resolved inside the container).
-	Env []string
-	// Runner runs the update tool for the command path; nil disables it.
-	Runner Runner
-	// Method forces a method; MethodAuto (the zero value) chooses.
+	// Method is the way asked for; MethodAuto (the zero value) chooses.
 	Method Method
-	// Strict makes an install failure an error instead of a warning.
-	Strict bool
 	// CombineAbove makes the fast and command paths install a set of more
 	// CAs than this as one anchor file, CombinedName plus the layout's
 	// anchor extension, holding every CA in the set's order, instead of one
@@ -76,6 +114,16 @@ type Options struct {
 	Limits Limits
 }
 
+// Exec is what one exec brings to its install.
+type Exec struct {
+	// Env is the process's environment ("KEY=value"); SSL_CERT_FILE and
+	// SSL_CERT_DIR in it name extra places to install (untrusted values,
+	// resolved inside the container).
+	Env []string
+	// Runner runs the update tool for the command path; nil disables it.
+	Runner Runner
+}
+
 // Plan is what NewPlan decided for one container root. Apply it once.
 type Plan struct {
 	// Method is the way chosen.
@@ -85,6 +133,7 @@ type Plan struct {
 
 	d        *distro.Distro
 	set      *Set
+	x        Exec
 	opt      Options
 	argv     []string   // command path: the update command found
 	existing []string   // fast path: the local anchors already there
@@ -97,14 +146,14 @@ type Plan struct {
 // NewPlan chooses how to install set into the root fsys, whose distribution
 // d was detected by distro.Detect. It reads the image (never writes). The
 // fast path is chosen only for a layout it models exactly (see fastCheck);
-// the command path needs opt.Runner and an installed update tool that can
+// the command path needs x.Runner and an installed update tool that can
 // run (its interpreter and the programs it calls exist); anything else gets
-// the generic path.
-func NewPlan(ctx context.Context, fsys FS, d *distro.Distro, set *Set, opt Options) (*Plan, error) {
+// the generic path. Asked for MethodFast, it never plans the command path.
+func NewPlan(ctx context.Context, fsys FS, d *distro.Distro, set *Set, x Exec, opt Options) (*Plan, error) {
 	if d == nil {
 		return nil, errors.New("planning CA install: no distribution detected; call distro.Detect first")
 	}
-	p := &Plan{d: d, set: set, opt: opt}
+	p := &Plan{d: d, set: set, x: x, opt: opt}
 	if set.Len() == 0 {
 		p.Method, p.Reason = MethodNone, "no CA certificates configured"
 		return p, nil
@@ -139,13 +188,13 @@ func NewPlan(ctx context.Context, fsys FS, d *distro.Distro, set *Set, opt Optio
 	}
 	cmdCheck := func() error {
 		switch {
-		case opt.Runner == nil:
+		case x.Runner == nil:
 			return errors.New("no runner for the update tool")
 		case d.Layout.AnchorDir == "":
 			return fmt.Errorf("%s has no anchor directory", d.Family)
 		}
 		var err error
-		p.argv, err = d.Layout.FindUpdate(fsys)
+		p.argv, err = d.Layout.FindUpdate(ioFS{fsys}) // distro reads io/fs names
 		return err
 	}
 	if opt.Method == MethodCommand || (opt.Method == MethodAuto && fastErr != nil) {
@@ -163,7 +212,8 @@ func NewPlan(ctx context.Context, fsys FS, d *distro.Distro, set *Set, opt Optio
 		}
 	case MethodFast:
 		if fastErr != nil {
-			return nil, fmt.Errorf("planning fast CA install: %w", fastErr)
+			p.Method, p.Reason = MethodGeneric, "fast path not possible: "+fastErr.Error()+"; mode fast runs no tool"
+			break
 		}
 		p.Method, p.Reason = MethodFast, "forced"
 	case MethodCommand:
@@ -228,51 +278,65 @@ func (p *Plan) Apply(ctx context.Context, fsys FS) (*Journal, error) {
 	if err == nil && ferr == nil {
 		return j, nil
 	}
-	err = errors.Join(err, ferr)
-	if rerr := j.Revert(context.WithoutCancel(ctx), fsys); rerr != nil {
-		return nil, fmt.Errorf("installing CA certificates (%s): %w; %w: %w", p.Method, err, ErrRollbackFailed, rerr)
+	ie := &InstallError{Method: p.Method, Err: errors.Join(err, ferr)}
+	ie.Rollback = j.Revert(context.WithoutCancel(ctx), fsys)
+	return nil, ie
+}
+
+// InstallError is the error of an Apply (or Install) that failed after the
+// plan: Method is the way that failed, Err why. The partial install was
+// rolled back, unless Rollback is set: then some of our changes may be left
+// in the layer, and the error also matches ErrRollbackFailed.
+type InstallError struct {
+	Method   Method
+	Err      error
+	Rollback error
+}
+
+// Error says what failed and whether it was rolled back.
+func (e *InstallError) Error() string {
+	if e.Rollback != nil {
+		return fmt.Sprintf("installing CA certificates (%s): %v; %v: %v", e.Method, e.Err, ErrRollbackFailed, e.Rollback)
 	}
-	return nil, fmt.Errorf("installing CA certificates (%s), rolled back: %w", p.Method, err)
+	return fmt.Sprintf("installing CA certificates (%s), rolled back: %v", e.Method, e.Err)
+}
+
+// Unwrap returns Err, and ErrRollbackFailed and Rollback when the rollback
+// failed.
+func (e *InstallError) Unwrap() []error {
+	if e.Rollback != nil {
+		return []error{e.Err, ErrRollbackFailed, e.Rollback}
+	}
+	return []error{e.Err}
 }
 
 // ErrRollbackFailed is wrapped by the error of an install that failed and
 // whose rollback failed too: some of our changes may be left in the layer.
-// Install returns such an error whatever Options.Strict says, and the caller
-// must fail the exec (docs/design.md invariant 4: no layer with our CA is ever
-// committed).
+// The caller must fail the exec (docs/design.md invariant 4: no layer with
+// our CA is ever committed), whatever its policy for other install failures.
 var ErrRollbackFailed = errors.New("rolling back the partial install failed")
 
 // Install plans and applies the CA install for one exec and returns the
 // journal whose Revert the caller defers (and must check: a revert failure
 // fails the exec). When the install fails, the partial install is rolled
-// back; without opt.Strict, Install then logs a warning and returns an empty
-// journal and no error, so the exec runs without the CAs; with Strict it
-// returns the error. When the rollback failed too, the error (wrapping
-// ErrRollbackFailed) is returned even without Strict. One info line per exec is logged through bklog.G(ctx).
-func Install(ctx context.Context, fsys FS, d *distro.Distro, set *Set, opt Options) (*Journal, error) {
+// back and the error returned (wrapping ErrRollbackFailed when the rollback
+// failed too, a *LimitError when a limit was hit): whether the exec runs
+// without the CAs is the caller's decision. Install logs nothing above
+// debug; its lines go through bklog.G(ctx), so they carry the caller's
+// fields (the executor's "exec").
+func Install(ctx context.Context, fsys FS, d *distro.Distro, set *Set, x Exec, opt Options) (*Journal, error) {
 	start := time.Now()
-	log := bklog.G(ctx).WithField("cas", set.Len())
-	if d != nil {
-		log = log.WithField("distro", d.Family.String())
-	}
-	p, err := NewPlan(ctx, fsys, d, set, opt)
-	var j *Journal
-	if err == nil {
-		log = log.WithFields(logrus.Fields{"method": p.Method.String(), "reason": p.Reason})
-		j, err = p.Apply(ctx, fsys)
-	}
+	p, err := NewPlan(ctx, fsys, d, set, x, opt)
 	if err != nil {
-		if opt.Strict || errors.Is(err, ErrRollbackFailed) {
-			return nil, err
-		}
-		if le := (*LimitError)(nil); errors.As(err, &le) {
-			log = log.WithFields(logrus.Fields{"limit": le.Knob, "path": le.Path})
-		}
-		log.WithError(err).Warn("CA certificates not installed; the exec runs without them")
-		return newJournal(MethodNone), nil
+		return nil, err
+	}
+	j, err := p.Apply(ctx, fsys)
+	if err != nil {
+		return nil, err
 	}
 	if p.Method != MethodNone {
-		f := logrus.Fields{"paths": len(j.Paths()), "ms": time.Since(start).Milliseconds()}
+		f := logrus.Fields{"cas": set.Len(), "distro": d.Family.String(), "method": p.Method.String(), "reason": p.Reason,
+			"paths": len(j.Paths()), "ms": time.Since(start).Milliseconds()}
 		if p.budget != nil {
 			u := p.budget.use()
 			f["read_bytes"], f["written_bytes"], f["files"] = u.ReadBytes, u.WrittenBytes, u.Files
@@ -280,7 +344,7 @@ func Install(ctx context.Context, fsys FS, d *distro.Distro, set *Set, opt Optio
 		if p.combined {
 			f["combined"] = set.Len() // CAs combined into one anchor, CombinedName
 		}
-		log.WithFields(f).Debug("CA certificates installed")
+		bklog.G(ctx).WithFields(f).Debug("CA certificates installed")
 	}
 	return j, nil
 }

@@ -48,12 +48,13 @@ func (j *Journal) Revert(ctx context.Context, fsys FS) error {
 	}
 
 	var errs []error
+	var left []string // paths whose revert failed
 	var dirs []*entry
 	changed := 0
 	j.indexOurs()
 	for i := len(j.entries) - 1; i >= 0; i-- {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("reverting CA certificates, our changes may be left in the layer: %w", err)
+			return &RevertError{Left: j.Paths(), Err: err}
 		}
 		e := j.entries[i]
 		if e.base.isDir() || e.ours.isDir() {
@@ -92,18 +93,18 @@ func (j *Journal) Revert(ctx context.Context, fsys FS) error {
 			err = j.removeOurs(fsys, e, n, log)
 		}
 		if err != nil {
-			errs = append(errs, err)
+			errs, left = append(errs, err), append(left, e.path)
 		}
 	}
 	for _, d := range j.scan {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("reverting CA certificates, our changes may be left in the layer: %w", err)
+			return &RevertError{Left: j.Paths(), Err: err}
 		}
 		if e, ok := j.byPath[d]; ok && (e.ours.same(now[e]) || now[e].ino != e.ours.ino || now[e].dev != e.ours.dev) {
 			continue // nobody else wrote there, or it is not our directory any more
 		}
 		if err := j.removeLinksToOurs(fsys, d); err != nil {
-			errs = append(errs, err)
+			errs, left = append(errs, err), append(left, d)
 		}
 	}
 	sort.SliceStable(dirs, func(a, b int) bool { return depth(dirs[a].path) > depth(dirs[b].path) })
@@ -113,15 +114,33 @@ func (j *Journal) Revert(ctx context.Context, fsys FS) error {
 			continue // not the directory we left: the process replaced it
 		}
 		if err := j.restoreDir(fsys, e, n); err != nil {
-			errs = append(errs, err)
+			errs, left = append(errs, err), append(left, e.path)
 		}
 	}
 	log.WithFields(logrus.Fields{"paths": len(j.entries), "changed_by_process": changed, "ms": time.Since(start).Milliseconds()}).Debug("CA certificates reverted")
 	if len(errs) > 0 {
-		return fmt.Errorf("reverting CA certificates, our changes may be left in the layer: %w", errors.Join(errs...))
+		return &RevertError{Left: left, Err: errors.Join(errs...)}
 	}
 	return nil
 }
+
+// RevertError is the error of a Revert that did not finish: our changes may
+// be left in the layer at the paths in Left (the caller must fail the exec,
+// docs/design.md invariant 4). Err says why, path by path.
+type RevertError struct {
+	// Left are the container paths whose revert failed, or, when the
+	// deadline passed, every path the install changed.
+	Left []string
+	Err  error
+}
+
+// Error names what may be left and why.
+func (e *RevertError) Error() string {
+	return "reverting CA certificates, our changes may be left in the layer: " + e.Err.Error()
+}
+
+// Unwrap returns Err.
+func (e *RevertError) Unwrap() error { return e.Err }
 
 // inPlace reports whether e's name still lives in the directory it was
 // written in: its parent resolves to the same directory inode as when the
@@ -354,7 +373,7 @@ func (j *Journal) removeLinksToOurs(fsys FS, d string) error {
 	if err != nil || !dirState.isDir() {
 		return nil
 	}
-	ents, err := fsys.ReadDir(fsName(d))
+	ents, err := fsys.ReadDir(d)
 	if err != nil {
 		return fmt.Errorf("listing %s for links to our CAs: %w", d, err)
 	}
@@ -365,7 +384,7 @@ func (j *Journal) removeLinksToOurs(fsys FS, d string) error {
 			continue
 		}
 		p := path.Join(d, de.Name())
-		t, err := fsys.ReadLink(fsName(p))
+		t, err := fsys.ReadLink(p)
 		if err != nil || !j.ours[t] {
 			continue
 		}
@@ -424,12 +443,12 @@ func (j *Journal) restoreDir(fsys FS, e *entry, now state) error {
 		return nil
 	}
 	if !e.base.exists {
-		ents, err := fsys.ReadDir(fsName(e.path))
+		ents, err := fsys.ReadDir(e.path)
 		if err != nil || len(ents) > 0 {
 			return nil // the process made it its own
 		}
 		if list := j.pkgCreated[e.path]; list != "" {
-			if _, err := fsys.Lstat(fsName(list)); err == nil {
+			if _, err := fsys.Lstat(list); err == nil {
 				// The process installed the package that ships it: the
 				// directory is the package's now. dpkg found it there and
 				// left our mtime; had it created it, it would have given
@@ -457,8 +476,8 @@ func (j *Journal) restoreDir(fsys FS, e *entry, now state) error {
 		return nil
 	}
 	if marker := j.pkgDirs[e.path]; marker != "" {
-		if _, err := fsys.Lstat(fsName(marker)); errors.Is(err, fs.ErrNotExist) {
-			if ents, err := fsys.ReadDir(fsName(e.path)); err == nil && len(ents) == 0 {
+		if _, err := fsys.Lstat(marker); errors.Is(err, fs.ErrNotExist) {
+			if ents, err := fsys.ReadDir(e.path); err == nil && len(ents) == 0 {
 				if err := fsys.Remove(e.path); err != nil {
 					return fmt.Errorf("removing %s, left by its package's removal: %w", e.path, err)
 				}

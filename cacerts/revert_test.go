@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -129,13 +130,13 @@ func TestProcessChangesWin(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			checkProcessChangesWin(t, host, set, Options{Strict: true}, tc.process, tc.wantChanged)
+			checkProcessChangesWin(t, host, set, Options{}, tc.process, tc.wantChanged)
 		})
 	}
 }
 
 // checkProcessChangesWin runs process on two equal Debian trees holding
-// host, one without injection and one between Install(set, opt) and Revert,
+// host, one without injection and one between Install(set, Exec{}, opt) and Revert,
 // and checks the trees are then equal; mtimes are not compared for the paths
 // in wantChanged, which the process changed.
 func checkProcessChangesWin(t *testing.T, host map[string][]byte, set *Set, opt Options, process func(t *testing.T, root string), wantChanged []string) {
@@ -151,7 +152,7 @@ func checkProcessChangesWin(t *testing.T, host map[string][]byte, set *Set, opt 
 
 	process(t, plain)
 	fsys := openRoot(t, with)
-	j, err := Install(context.Background(), fsys, detect(t, fsys), set, opt)
+	j, err := Install(context.Background(), fsys, detect(t, fsys), set, Exec{}, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +213,7 @@ func TestRevertAfterParentSwap(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "root")
 	treespec.Build(t, root, "file app x mode=0755")
 	fsys := openRoot(t, root)
-	j, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{Strict: true})
+	j, err := Install(context.Background(), fsys, detect(t, fsys), set, Exec{}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +258,7 @@ func TestCommandPath(t *testing.T) {
 			return []byte("2 added, 0 removed; done.\n"), nil
 		})
 		fsys := openRoot(t, root)
-		j, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{Runner: run, Strict: true})
+		j, err := Install(context.Background(), fsys, detect(t, fsys), set, Exec{Runner: run}, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -282,9 +283,13 @@ func TestCommandPath(t *testing.T) {
 			return []byte("E: /etc/ca-certificates/update.d/jks-keystore exited with code 1.\n"), errors.New("exit status 1")
 		})
 		fsys := openRoot(t, root)
-		_, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{Runner: run, Strict: true})
-		if err == nil || !strings.Contains(err.Error(), "jks-keystore exited") || !strings.Contains(err.Error(), "rolled back") {
+		_, err := Install(context.Background(), fsys, detect(t, fsys), set, Exec{Runner: run}, Options{})
+		te, ie := (*ToolError)(nil), (*InstallError)(nil)
+		if !errors.As(err, &te) || !bytes.Contains(te.Output, []byte("jks-keystore exited")) || !strings.Contains(err.Error(), "jks-keystore exited") {
 			t.Fatalf("error %v does not carry the tool's output", err)
+		}
+		if !errors.As(err, &ie) || ie.Rollback != nil {
+			t.Fatalf("error %v: want an InstallError, rolled back", err)
 		}
 		assertSame(t, "tree after failed tool", before, snap(t, root))
 	})
@@ -295,7 +300,7 @@ func TestCommandPath(t *testing.T) {
 		called := false
 		run := runnerFunc(func(context.Context, []string) ([]byte, error) { called = true; return nil, nil })
 		fsys := openRoot(t, root)
-		p, err := NewPlan(context.Background(), fsys, detect(t, fsys), set, Options{Runner: run})
+		p, err := NewPlan(context.Background(), fsys, detect(t, fsys), set, Exec{Runner: run}, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -387,7 +392,7 @@ func TestRevertFailureNamesWhatIsLeft(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "root")
 	treespec.Build(t, root, debianSpecs(t, hostCerts(t, 2))...)
 	fsys := openRoot(t, root)
-	j, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{Strict: true})
+	j, err := Install(context.Background(), fsys, detect(t, fsys), set, Exec{}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -396,9 +401,13 @@ func TestRevertFailureNamesWhatIsLeft(t *testing.T) {
 		t.Fatal("revert with failing removals reported no error")
 	}
 	anchor := "/usr/local/share/ca-certificates/" + set.Certs[0].Name + ".crt"
-	for _, want := range []string{anchor, "/etc/ssl/certs/" + set.Certs[0].Name + ".pem", "our changes may be left"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error does not name %s:\n%v", want, err)
+	re := (*RevertError)(nil)
+	if !errors.As(err, &re) {
+		t.Fatalf("error is not a RevertError: %v", err)
+	}
+	for _, want := range []string{anchor, "/etc/ssl/certs/" + set.Certs[0].Name + ".pem"} {
+		if !slices.Contains(re.Left, want) || !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s (left %q):\n%v", want, re.Left, err)
 		}
 	}
 	if !errors.Is(err, syscall.EROFS) {
@@ -418,7 +427,9 @@ func (f failThenNoRemoveFS) Remove(p string) error {
 	return &fs.PathError{Op: "remove", Path: p, Err: syscall.EROFS}
 }
 
-func TestFailedRollbackIsAnErrorEvenWithoutStrict(t *testing.T) {
+// TestFailedRollbackIsAnError: an install whose rollback failed says so
+// (ErrRollbackFailed), so the executor fails the exec even when not strict.
+func TestFailedRollbackIsAnError(t *testing.T) {
 	set := testSet(t, genCAs(t, 1)...)
 	root := filepath.Join(t.TempDir(), "root")
 	treespec.Build(t, root, debianSpecs(t, hostCerts(t, 2))...)
@@ -427,7 +438,7 @@ func TestFailedRollbackIsAnErrorEvenWithoutStrict(t *testing.T) {
 	// Fail the second write: the first (the anchor) is then ours to remove,
 	// and removing it fails.
 	fsys := failThenNoRemoveFS{&failingFS{FS: base, n: 2}}
-	j, err := Install(context.Background(), fsys, d, set, Options{})
+	j, err := Install(context.Background(), fsys, d, set, Exec{}, Options{})
 	if err == nil {
 		t.Fatalf("install whose rollback failed returned no error (journal %v)", j.Paths())
 	}

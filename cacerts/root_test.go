@@ -99,7 +99,7 @@ func TestDifferentialUpdateCACertificates(t *testing.T) {
 	for _, image := range []string{testimages.DebianBookwormTLS, testimages.DebianTrixieTLS} {
 		for _, tc := range cases {
 			n := tc.n
-			opt := Options{Strict: true, Method: MethodFast, CombineAbove: tc.above}
+			opt := Options{Method: MethodFast, CombineAbove: tc.above}
 			combined := opt.combines(n)
 			name := fmt.Sprintf("%s/%d", image, n)
 			if combined {
@@ -116,7 +116,7 @@ func TestDifferentialUpdateCACertificates(t *testing.T) {
 
 				fsys := openRoot(t, fast)
 				start := time.Now()
-				j, err := Install(context.Background(), fsys, detect(t, fsys), set, opt)
+				j, err := Install(context.Background(), fsys, detect(t, fsys), set, Exec{}, opt)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -234,7 +234,7 @@ func TestProcessChangesWinChroot(t *testing.T) {
 				run(plain)
 
 				fsys := openRoot(t, with)
-				j, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{Strict: true, Runner: chrootRunner{root: with}, Method: r.method})
+				j, err := Install(context.Background(), fsys, detect(t, fsys), set, Exec{Runner: chrootRunner{root: with}}, Options{Method: r.method})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -312,7 +312,7 @@ func TestCommandPathChroot(t *testing.T) {
 				m = MethodCommand // no hooks there: force it
 			}
 			start := time.Now()
-			j, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{Strict: true, Runner: chrootRunner{root: root, proc: true}, Method: m})
+			j, err := Install(context.Background(), fsys, detect(t, fsys), set, Exec{Runner: chrootRunner{root: root, proc: true}}, Options{Method: m})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -387,8 +387,9 @@ func TestOverlayLayerEmptyAfterRevert(t *testing.T) {
 			defer umount()
 
 			set := testSet(t, genCAs(t, tc.cas)...)
-			fsys := openRoot(t, merged)
-			j, err := Install(context.Background(), fsys, detect(t, fsys), set, Options{Strict: true, Method: m, Runner: chrootRunner{root: merged}})
+			vfsys := openVFS(t, merged)
+			fsys := View(vfsys)
+			j, err := Install(context.Background(), fsys, detect(t, fsys), set, Exec{Runner: chrootRunner{root: merged}}, Options{Method: m})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -398,11 +399,11 @@ func TestOverlayLayerEmptyAfterRevert(t *testing.T) {
 			if ents, _ := os.ReadDir(filepath.Join(upper, "etc/ssl/certs")); len(ents) == 0 {
 				t.Fatal("nothing reached the upper layer: the test would prove nothing")
 			}
-			fsys2 := openRoot(t, merged)
-			if err := j.Revert(context.Background(), fsys2); err != nil {
+			fsys2 := openVFS(t, merged)
+			if err := j.Revert(context.Background(), View(fsys2)); err != nil {
 				t.Fatal(err)
 			}
-			fsys.Close()
+			vfsys.Close()
 			fsys2.Close()
 			umount()
 

@@ -21,6 +21,7 @@ import (
 
 	"github.com/buildkit-cacerts/buildkit-cacerts/certs"
 	"github.com/buildkit-cacerts/buildkit-cacerts/distro"
+	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
 )
 
 // ErrTraceLeft is wrapped by the error of a Sweep that found one of our CAs
@@ -170,7 +171,7 @@ func (s *sweeper) walk(ctx context.Context, v FS, dir string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("searching the exec's changes for engine CAs: %w", err)
 	}
-	ents, err := v.ReadDir(fsName(dir))
+	ents, err := v.ReadDir(dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
@@ -239,7 +240,7 @@ func (s *sweeper) older(v FS, p string) bool {
 	if s.ch.Upper != nil || s.ch.Since.IsZero() {
 		return false
 	}
-	fi, err := v.Lstat(fsName(p))
+	fi, err := v.Lstat(p)
 	if err != nil {
 		return true
 	}
@@ -250,7 +251,7 @@ func (s *sweeper) older(v FS, p string) bool {
 // scan reads the regular file p of v in chunks and returns our CAs in it,
 // and whether it is text holding a derived fact.
 func (s *sweeper) scan(ctx context.Context, v FS, p string) (_ []certs.Hit, fact bool, _ error) {
-	f, err := v.Open(fsName(p))
+	f, err := v.Open(p)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, false, nil
@@ -347,7 +348,7 @@ func (s *sweeper) removeCreatedDirs() {
 	for _, e := range s.j.entries {
 		if !e.base.exists && e.ours.isDir() {
 			if list := s.j.pkgCreated[e.path]; list != "" {
-				if _, err := s.fsys.Lstat(fsName(list)); err == nil {
+				if _, err := s.fsys.Lstat(list); err == nil {
 					continue // the process installed the package that ships it
 				}
 			}
@@ -372,7 +373,7 @@ func (s *sweeper) removeCreatedDirs() {
 		if err != nil || !now.isDir() || created[devIno{now.dev, now.ino}] == nil {
 			continue
 		}
-		if ents, err := s.fsys.ReadDir(fsName(d)); err != nil || len(ents) > 0 {
+		if ents, err := s.fsys.ReadDir(d); err != nil || len(ents) > 0 {
 			continue
 		}
 		s.touchDir(path.Dir(d))
@@ -407,7 +408,7 @@ func (s *sweeper) relink(l string) error {
 		hl := path.Join(dir, fmt.Sprintf("%08x.%d", h, n))
 		hd, err := s.fsys.ReadFileLimit(hl, maxBundle)
 		if errors.Is(err, fs.ErrNotExist) {
-			if _, lerr := s.fsys.Lstat(fsName(hl)); errors.Is(lerr, fs.ErrNotExist) {
+			if _, lerr := s.fsys.Lstat(hl); errors.Is(lerr, fs.ErrNotExist) {
 				if free < 0 {
 					free = n
 				}
@@ -444,7 +445,7 @@ func (s *sweeper) userCAs() map[int]bool {
 	// The image's own anchors, whenever they were added: their CAs are the
 	// image's, wherever the update tool copied them.
 	for _, dir := range s.j.anchorDirs[:min(1, len(s.j.anchorDirs))] {
-		ents, err := s.fsys.ReadDir(fsName(dir))
+		ents, err := s.fsys.ReadDir(dir)
 		if err != nil || len(ents) > maxOwnAnchors {
 			continue
 		}
@@ -631,7 +632,7 @@ func (s *sweeper) cleanFacts(ctx context.Context) error {
 // directory where the image has its own copy of that CA is given back to
 // the copy, as rehash would without us.
 func (s *sweeper) cleanLink(l string) error {
-	t, err := s.fsys.ReadLink(fsName(l))
+	t, err := s.fsys.ReadLink(l)
 	if err != nil {
 		return nil
 	}
@@ -802,7 +803,7 @@ func trustedAlready(fsys FS, l distro.Layout, set *Set) (map[[32]byte]bool, bund
 	// into the anchor directory and runs the update tool in a later RUN
 	// trusts it, though the bundle does not hold it yet.
 	if l.AnchorDir != "" {
-		if ents, err := fsys.ReadDir(fsName(l.AnchorDir)); err == nil && len(ents) <= maxOwnAnchors {
+		if ents, err := fsys.ReadDir(l.AnchorDir); err == nil && len(ents) <= maxOwnAnchors {
 			var total int64
 			for _, de := range ents {
 				if !de.Type().IsRegular() {
@@ -896,9 +897,6 @@ func pemBody(p []byte) []byte {
 
 // ctimeOf returns fi's change time.
 func ctimeOf(fi fs.FileInfo) (time.Time, bool) {
-	st := statT(fi)
-	if st == nil {
-		return time.Time{}, false
-	}
-	return time.Unix(st.Ctim.Sec, st.Ctim.Nsec), true
+	st, ok := vfs.StatOf(fi)
+	return st.Ctime, ok
 }

@@ -69,7 +69,7 @@ func BenchmarkSweep(b *testing.B) {
 				b.Fatal(err)
 			}
 			since := time.Now()
-			j, err := Install(ctx, fsys, detect(b, fsys), set, Options{Strict: true})
+			j, err := Install(ctx, View(fsys), detect(b, View(fsys)), set, Exec{}, Options{})
 			fsys.Close()
 			if err != nil {
 				b.Fatal(err)
@@ -80,7 +80,7 @@ func BenchmarkSweep(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer fsys.Close()
-			if err := j.Revert(ctx, fsys); err != nil {
+			if err := j.Revert(ctx, View(fsys)); err != nil {
 				b.Fatal(err)
 			}
 			var st SweepStats

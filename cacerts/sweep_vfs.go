@@ -41,7 +41,7 @@ func (j *Journal) SweepRoot(ctx context.Context, fsys *vfs.FS, root vfs.Spec, si
 			return SweepStats{}, fmt.Errorf("viewing the exec's changes to search them for engine CAs: %w", err)
 		}
 		defer upper.Close()
-		ch.Upper = upper
+		ch.Upper = View(upper)
 		if len(loc.Base.Mounts) > 0 {
 			var base *vfs.FS
 			defer func() {
@@ -56,11 +56,11 @@ func (j *Journal) SweepRoot(ctx context.Context, fsys *vfs.FS, root vfs.Spec, si
 					return nil, err
 				}
 				base = b
-				return b, nil
+				return View(b), nil
 			}
 		}
 	case !errors.Is(err, vfs.ErrNoUpper):
 		return SweepStats{}, fmt.Errorf("finding the exec's changes to search them for engine CAs: %w", err)
 	}
-	return j.Sweep(ctx, fsys, ch)
+	return j.Sweep(ctx, View(fsys), ch)
 }

@@ -16,7 +16,7 @@ func BenchmarkWrapRun(b *testing.B) {
 	h.inst = &fakeInstaller{rec: &recorder{}}
 	rec := &recorder{}
 	h.inner.rec = rec
-	w := Wrap(h.inner, Options{Installer: InstallerFunc(func(ctx context.Context, c *Container) (Revert, error) {
+	w := Wrap(h.inner, Options{CAs: oneCA, Installer: InstallerFunc(func(ctx context.Context, c *Container) (Revert, error) {
 		return func(context.Context) error { return nil }, nil
 	})})
 	p := bkexecutor.ProcessInfo{Meta: bkexecutor.Meta{Args: []string{"user"}}}
@@ -36,7 +36,7 @@ func BenchmarkWrapRun(b *testing.B) {
 // BenchmarkWrapRunOptOut is the cost of a Run that opted out.
 func BenchmarkWrapRunOptOut(b *testing.B) {
 	h := newHarness(b)
-	w := Wrap(h.inner, Options{Installer: h.inst})
+	w := Wrap(h.inner, Options{CAs: oneCA, Installer: h.inst})
 	p := bkexecutor.ProcessInfo{Meta: bkexecutor.Meta{Args: []string{"user"}, Env: []string{"PATH=/bin", OptOutEnv + "=off"}}}
 	ctx := context.Background()
 	b.ReportAllocs()

@@ -11,11 +11,16 @@ import (
 	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
 )
 
-// Container is what an Installer gets for one Run: the container's mount
+// Container is what an Installer gets for one Run: the CA set to install
+// (loaded by Wrap, never empty), how to install it, the container's mount
 // specs (already mounted; they stay mounted until Run returns), the user
 // process's environment (read for SSL_CERT_FILE and friends, never passed to
 // the sibling) and a Runner for the distro's tool.
 type Container struct {
+	// CAs is the engine's CA set, as Options.CAs yielded it for this Run.
+	CAs *cacerts.Set
+	// Install is Options.Install.
+	Install cacerts.Options
 	// ID is the container ID BuildKit chose, "" for an ExecOp.
 	ID string
 	// Root is the container's root filesystem ("/").

@@ -27,7 +27,7 @@ func Example() {
 			CAs: cacerts.NewStore(cacerts.StoreOpt{Dir: "/etc/my-engine/ca-certificates"}),
 			// auto: Go fast path where it is exact, the distro's tool
 			// in a sibling container otherwise.
-			Mode:           executor.ModeAuto,
+			Install:        cacerts.Options{Method: cacerts.MethodAuto},
 			SiblingTimeout: time.Minute,
 		})
 		return opt

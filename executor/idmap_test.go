@@ -16,6 +16,7 @@ import (
 	"github.com/moby/buildkit/util/bklog"
 	"github.com/moby/sys/user"
 
+	"github.com/buildkit-cacerts/buildkit-cacerts/cacerts"
 	"github.com/buildkit-cacerts/buildkit-cacerts/internal/testenv"
 	"github.com/buildkit-cacerts/buildkit-cacerts/internal/treespec"
 )
@@ -121,7 +122,7 @@ func TestWrapIdentityMapping(t *testing.T) {
 					t.Error(err)
 				}
 			}}
-			w := Wrap(inner, Options{CAs: staticCAs{set: caSet(t, 2)}, Mode: ModeFast, Strict: true})
+			w := Wrap(inner, Options{CAs: staticCAs{set: caSet(t, 2)}, Install: cacerts.Options{Method: cacerts.MethodFast}, Strict: true})
 			rootMount := bkexecutor.Mount{Src: &idmapMountable{src: root, idmap: remapped}, Dest: "/"}
 			proc := bkexecutor.ProcessInfo{Meta: bkexecutor.Meta{Args: []string{"user"}, Env: []string{"PATH=/bin"}}}
 			if _, err := w.Run(ctx, "", rootMount, nil, proc, nil); err != nil {
@@ -157,7 +158,7 @@ func TestWrapIdentityMappingWithoutRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	inner := &fakeInner{rec: &recorder{}, fail: map[string]error{}}
-	w := Wrap(inner, Options{CAs: staticCAs{set: caSet(t, 1)}, Mode: ModeFast, Strict: true})
+	w := Wrap(inner, Options{CAs: staticCAs{set: caSet(t, 1)}, Install: cacerts.Options{Method: cacerts.MethodFast}, Strict: true})
 	bad := &user.IdentityMapping{UIDMaps: []user.IDMap{{ID: 1000, ParentID: 100000, Count: 1}}}
 	rootMount := bkexecutor.Mount{Src: &idmapMountable{src: root, idmap: bad}, Dest: "/"}
 	proc := bkexecutor.ProcessInfo{Meta: bkexecutor.Meta{Args: []string{"user"}, Env: []string{"PATH=/bin"}}}

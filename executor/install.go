@@ -11,51 +11,18 @@ import (
 	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
 )
 
-// newDefaultInstaller is the Installer Wrap uses when Options.Installer is
-// nil.
-func newDefaultInstaller(o Options) Installer {
-	return &defaultInstaller{cas: o.CAs, mode: o.Mode, strict: o.Strict, combineAbove: o.CombineAbove, limits: o.Limits}
-}
-
-// defaultInstaller installs the CA set with the vfs, distro and cacerts
-// packages: a confined view of the container built from its mount specs,
-// the distribution detected in it, then cacerts.Install (fast path, the
-// distro's tool in a sibling, or the generic bundle) and, after the
-// process, Journal.Revert on a fresh view of the same mounts.
-type defaultInstaller struct {
-	cas          CASource
-	mode         Mode
-	strict       bool
-	combineAbove int
-	limits       cacerts.Limits
-}
+// defaultInstaller is the Installer Wrap uses when Options.Installer is nil.
+// It installs c.CAs with the vfs, distro and cacerts packages: a confined
+// view of the container built from its mount specs, the distribution
+// detected in it, then cacerts.Install (fast path, the distro's tool in a
+// sibling, or the generic bundle) and, after the process, Journal.Revert and
+// the sweep on a fresh view of the same mounts. It decides nothing: an
+// error is returned to Wrap, which owns the policy.
+type defaultInstaller struct{}
 
 // Install implements Installer.
-func (d *defaultInstaller) Install(ctx context.Context, c *Container) (Revert, error) {
-	set, err := d.load(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return d.install(ctx, c, set)
-}
-
-// load reads the engine's CA set; nil (no error) when there is no source.
-// Wrap calls it before mounting the container's specs, so that an exec with
-// nothing to install costs no mount.
-func (d *defaultInstaller) load(ctx context.Context) (*cacerts.Set, error) {
-	if d.cas == nil {
-		return nil, nil
-	}
-	set, err := d.cas.Load(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("reading the engine's CA certificates: %w", err)
-	}
-	return set, nil
-}
-
-// install installs set (already loaded) into c; an empty set does nothing.
-func (d *defaultInstaller) install(ctx context.Context, c *Container, set *cacerts.Set) (Revert, error) {
-	if set.Len() == 0 {
+func (defaultInstaller) Install(ctx context.Context, c *Container) (Revert, error) {
+	if c.CAs.Len() == 0 {
 		return nil, nil
 	}
 	since := time.Now()
@@ -75,16 +42,11 @@ func (d *defaultInstaller) install(ctx context.Context, c *Container, set *cacer
 		return nil, fmt.Errorf("detecting the container's distribution: %w", err)
 	}
 	noteDistro(ctx, dist)
-	opt := cacerts.Options{Env: c.Env, Strict: d.strict, CombineAbove: d.combineAbove, Limits: d.limits}
-	switch d.mode {
-	case ModeCommand:
-		opt.Method, opt.Runner = cacerts.MethodCommand, c.Runner
-	case ModeFast:
-		opt.Method = cacerts.MethodAuto // no Runner: fast, else generic
-	default:
-		opt.Method, opt.Runner = cacerts.MethodAuto, c.Runner
+	x := cacerts.Exec{Env: c.Env}
+	if c.Install.Method != cacerts.MethodFast {
+		x.Runner = c.Runner // mode fast never starts a sibling
 	}
-	j, err := cacerts.Install(ctx, fsys, dist, set, opt)
+	j, err := cacerts.Install(ctx, cacerts.View(fsys), dist, c.CAs, x, c.Install)
 	if err != nil {
 		return nil, err // cacerts rolled the partial install back
 	}
@@ -98,7 +60,7 @@ func (d *defaultInstaller) install(ctx context.Context, c *Container, set *cacer
 			return fmt.Errorf("viewing the container's filesystem to revert (left: %s): %w", strings.Join(j.Paths(), ", "), err)
 		}
 		defer fsys.Close()
-		if err := j.Revert(ctx, fsys); err != nil {
+		if err := j.Revert(ctx, cacerts.View(fsys)); err != nil {
 			return err
 		}
 		fsys.Invalidate()

@@ -58,7 +58,7 @@ func caSet(t *testing.T, n int) *cacerts.Set {
 	return set
 }
 
-// TestDefaultInstallerCombineAbove: Options.CombineAbove reaches the
+// TestDefaultInstallerCombineAbove: Options.Install.CombineAbove reaches the
 // install: 17 CAs are one combined anchor by default, one anchor each when
 // combining is off.
 func TestDefaultInstallerCombineAbove(t *testing.T) {
@@ -75,8 +75,8 @@ func TestDefaultInstallerCombineAbove(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			inst := newDefaultInstaller(Options{CAs: staticCAs{set: set}, Mode: ModeFast, Strict: true, CombineAbove: tc.above})
-			c := &Container{Root: vfs.Spec{Dest: "/", Mounts: []mount.Mount{{Type: "bind", Source: root, Options: []string{"rbind"}}}}}
+			inst := defaultInstaller{}
+			c := &Container{CAs: set, Install: cacerts.Options{Method: cacerts.MethodFast, CombineAbove: tc.above}, Root: vfs.Spec{Dest: "/", Mounts: []mount.Mount{{Type: "bind", Source: root, Options: []string{"rbind"}}}}}
 			revert, err := inst.Install(ctx, c)
 			if err != nil {
 				t.Fatal(err)

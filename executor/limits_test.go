@@ -14,7 +14,7 @@ import (
 	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
 )
 
-// TestDefaultInstallerLimits: Options.Limits reaches the install: one more
+// TestDefaultInstallerLimits: Options.Install.Limits reaches the install: one more
 // SSL_CERT_DIR directory than allowed fails a strict install with ErrLimit
 // naming the knob, and the tree is left as it was.
 func TestDefaultInstallerLimits(t *testing.T) {
@@ -26,10 +26,12 @@ func TestDefaultInstallerLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := &Container{
-		Root: vfs.Spec{Dest: "/", Mounts: []mount.Mount{{Type: "bind", Source: root, Options: []string{"rbind"}}}},
-		Env:  []string{"SSL_CERT_DIR=/etc/ssl/a:/etc/ssl/b"},
+		Root:    vfs.Spec{Dest: "/", Mounts: []mount.Mount{{Type: "bind", Source: root, Options: []string{"rbind"}}}},
+		Env:     []string{"SSL_CERT_DIR=/etc/ssl/a:/etc/ssl/b"},
+		CAs:     caSet(t, 1),
+		Install: cacerts.Options{Method: cacerts.MethodFast, Limits: cacerts.Limits{MaxCertDirs: 1}},
 	}
-	inst := newDefaultInstaller(Options{CAs: staticCAs{set: caSet(t, 1)}, Mode: ModeFast, Strict: true, Limits: cacerts.Limits{MaxCertDirs: 1}})
+	inst := defaultInstaller{}
 	_, err = inst.Install(ctx, c)
 	var le *cacerts.LimitError
 	if !errors.Is(err, cacerts.ErrLimit) || !errors.As(err, &le) || le.Knob != "max_cert_dirs" {
@@ -42,7 +44,7 @@ func TestDefaultInstallerLimits(t *testing.T) {
 	if d := treespec.Diff(before, after); len(d) > 0 {
 		t.Errorf("tree after the failed install: %v", d)
 	}
-	inst = newDefaultInstaller(Options{CAs: staticCAs{set: caSet(t, 1)}, Mode: ModeFast, Strict: true, Limits: cacerts.Limits{MaxCertDirs: 2}})
+	c.Install.Limits.MaxCertDirs = 2
 	revert, err := inst.Install(ctx, c)
 	if err != nil {
 		t.Fatalf("with max_cert_dirs = 2: %v", err)

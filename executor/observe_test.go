@@ -40,13 +40,13 @@ func TestObserverOutcomes(t *testing.T) {
 		revertFail bool
 		cas        int
 	}{
-		{name: "installed", want: OutcomeInstalled},
-		{name: "mode off", opts: Options{Mode: ModeOff}, want: OutcomeSkipped, reason: SkipModeOff},
+		{name: "installed", want: OutcomeInstalled, cas: 1},
+		{name: "mode off", opts: Options{Install: cacerts.Options{Method: cacerts.MethodNone}}, want: OutcomeSkipped, reason: SkipModeOff},
 		{name: "opt out", env: []string{OptOutEnv + "=off"}, want: OutcomeSkipped, reason: SkipOptOut},
 		{name: "read-only root", readonly: true, want: OutcomeSkipped, reason: SkipReadonlyRoot},
-		{name: "install fails, open", setup: func(h *harness) { h.inst.installErr = errors.New("boom") }, want: OutcomeFailedOpen},
-		{name: "install fails, strict", opts: Options{Strict: true}, setup: func(h *harness) { h.inst.installErr = errors.New("boom") }, want: OutcomeFailedClosed},
-		{name: "revert fails", setup: func(h *harness) { h.inst.revertErr = errors.New("stuck") }, want: OutcomeFailedClosed, revertFail: true},
+		{name: "install fails, open", setup: func(h *harness) { h.inst.installErr = errors.New("boom") }, want: OutcomeFailedOpen, cas: 1},
+		{name: "install fails, strict", opts: Options{Strict: true}, setup: func(h *harness) { h.inst.installErr = errors.New("boom") }, want: OutcomeFailedClosed, cas: 1},
+		{name: "revert fails", setup: func(h *harness) { h.inst.revertErr = errors.New("stuck") }, want: OutcomeFailedClosed, revertFail: true, cas: 1},
 		{name: "default installer, empty set", opts: Options{CAs: staticCAs{set: &cacerts.Set{}}}, want: OutcomeSkipped, reason: SkipNoCAs},
 		{name: "default installer, view fails", opts: Options{CAs: staticCAs{set: nonEmpty}}, want: OutcomeFailedOpen, cas: 1},
 	}
@@ -60,7 +60,7 @@ func TestObserverOutcomes(t *testing.T) {
 			opts := tc.opts
 			opts.Observer = obs
 			if opts.CAs == nil {
-				opts.Installer = h.inst
+				opts.CAs, opts.Installer = oneCA, h.inst
 			}
 			root := h.root
 			root.Readonly = tc.readonly

@@ -21,6 +21,24 @@ import (
 	"github.com/buildkit-cacerts/buildkit-cacerts/vfs"
 )
 
+// ErrSiblingTimeout is matched (errors.Is) by the error of a sibling that
+// ran longer than Options.SiblingTimeout.
+var ErrSiblingTimeout = errors.New("timed out")
+
+// SessionMountError is the error of a sibling that was not run because a
+// session mount (a secret, an SSH agent socket) sits among the trust store's
+// paths: the tool would see the image's files instead of what the process
+// sees, and must never get the mount.
+type SessionMountError struct {
+	// Dest is the mount's destination in the container.
+	Dest string
+}
+
+// Error says which mount and what to do.
+func (e *SessionMountError) Error() string {
+	return fmt.Sprintf("a secret or SSH mount is at %s, among the trust store's paths: the image's update tool is not run with it; move the mount", e.Dest)
+}
+
 // maxSiblingOutput caps the output of a sibling kept for the log.
 const maxSiblingOutput = 64 << 10
 
@@ -28,9 +46,9 @@ const maxSiblingOutput = 64 << 10
 // root through the same inner executor, as uid 0, cwd /, PATH
 // distro.DefaultPath whatever the image's (the PATH the tool's required
 // programs were looked up in) and nothing else in the environment, no
-// network, no TTY, no stdin. Its output
-// goes to the daemon's log (debug; warning on failure), never to the build's
-// output.
+// network, no TTY, no stdin. Its output goes to the daemon's log at debug,
+// never to the build's output; a failure is returned, and Wrap logs it
+// once.
 //
 // It holds no more than the tool needs. The tool is image content, so
 // untrusted:
@@ -77,7 +95,7 @@ func (s *sibling) Run(ctx context.Context, argv []string) ([]byte, error) {
 	if len(argv) == 0 {
 		return nil, fmt.Errorf("running sibling: empty argv")
 	}
-	ctx, cancel := context.WithTimeoutCause(ctx, s.timeout, fmt.Errorf("sibling %s timed out after %s", argv[0], s.timeout))
+	ctx, cancel := context.WithTimeoutCause(ctx, s.timeout, fmt.Errorf("sibling %s %w after %s", argv[0], ErrSiblingTimeout, s.timeout))
 	defer cancel()
 	mounts, err := siblingMounts(s.mounts, s.specs)
 	if err != nil {
@@ -136,12 +154,14 @@ func (s *sibling) Run(ctx context.Context, argv []string) ([]byte, error) {
 			serr = &siblingWriteError{paths: []string{serr.Error()}}
 		}
 		if serr != nil {
-			log.WithError(serr).WithField("output", out.String()).Warn("cacerts: sibling wrote outside the trust store")
+			// Logged at debug with the whole output; the error goes to Wrap,
+			// which logs it once (or fails the exec).
+			log.WithError(serr).WithField("output", out.String()).Debug("cacerts: sibling wrote outside the trust store")
 			return out.Bytes(), fmt.Errorf("running %s in a sibling container: %w", argv[0], errors.Join(serr, err))
 		}
 	}
 	if err != nil {
-		log.WithError(err).WithField("output", out.String()).Warn("cacerts: sibling failed")
+		log.WithError(err).WithField("output", out.String()).Debug("cacerts: sibling failed")
 		return out.Bytes(), fmt.Errorf("running %s in a sibling container: %w", argv[0], err)
 	}
 	log.WithField("output", out.String()).Debug("cacerts: sibling ran")
@@ -163,7 +183,7 @@ func siblingMounts(mounts []bkexecutor.Mount, specs map[string]vfs.Spec) ([]bkex
 			continue
 		}
 		if sp, ok := specs[dest]; ok && sessionMount(sp) {
-			return nil, fmt.Errorf("a secret or SSH mount is at %s, among the trust store's paths: the image's update tool is not run with it; move the mount", dest)
+			return nil, &SessionMountError{Dest: dest}
 		}
 		m.Readonly = true
 		out = append(out, m)

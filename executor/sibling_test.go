@@ -23,7 +23,7 @@ import (
 // exec, as uid 0, with none of the exec's devices, hosts or proxy.
 func TestSiblingKeepsExecBounds(t *testing.T) {
 	h := newHarness(t)
-	w := Wrap(h.inner, Options{Installer: h.inst})
+	w := Wrap(h.inner, Options{CAs: oneCA, Installer: h.inst})
 	res := &pb.LinuxResources{Memory: 1 << 30, CpuQuota: 50000}
 	ul := []*pb.Ulimit{{Name: "nofile", Soft: 1024, Hard: 2048}, {Name: "nproc", Soft: 64, Hard: 64}}
 	meta := bkexecutor.Meta{
@@ -104,7 +104,7 @@ func TestSiblingMounts(t *testing.T) {
 		h := newHarness(t)
 		h.mnts = []bkexecutor.Mount{{Src: &fakeMountable{rec: h.rec, name: "secret", src: secret}, Dest: "/etc/ssl/private/key.pem"}}
 		err := h.run(context.Background(), Options{Strict: true}, "user")
-		if err == nil || !strings.Contains(err.Error(), "secret or SSH mount is at /etc/ssl/private/key.pem") {
+		if sme := (*SessionMountError)(nil); !errors.As(err, &sme) || sme.Dest != "/etc/ssl/private/key.pem" {
 			t.Fatalf("Run = %v, want the sibling refused", err)
 		}
 		for _, e := range h.rec.get() {
@@ -180,7 +180,7 @@ func TestSiblingWritesOutside(t *testing.T) {
 			if !errors.Is(err, ErrSiblingWroteOutside) || !errors.Is(err, cacerts.ErrRollbackFailed) {
 				t.Fatalf("Run = %v, want ErrSiblingWroteOutside and ErrRollbackFailed", err)
 			}
-			if !strings.Contains(err.Error(), tc.bad) {
+			if swe := (*siblingWriteError)(nil); !errors.As(err, &swe) || !slices.Contains(swe.paths, tc.bad) {
 				t.Errorf("error does not name %s: %v", tc.bad, err)
 			}
 			if ran {
@@ -208,7 +208,7 @@ func TestSiblingWritesOutsideRollsBack(t *testing.T) {
 		}
 	}
 	h.mnts = nil
-	w := Wrap(h.inner, Options{CAs: staticCAs{set: caSet(t, 1)}, Mode: ModeCommand})
+	w := Wrap(h.inner, Options{CAs: staticCAs{set: caSet(t, 1)}, Install: cacerts.Options{Method: cacerts.MethodCommand}})
 	ctx := bklog.WithLogger(context.Background(), testLog())
 	_, err = w.Run(ctx, "", h.root, nil, bkexecutor.ProcessInfo{Meta: bkexecutor.Meta{Args: []string{"user"}}}, nil)
 	if !errors.Is(err, ErrSiblingWroteOutside) {

@@ -26,6 +26,7 @@ import (
 	resourcestypes "github.com/moby/buildkit/executor/resources/types"
 	"github.com/moby/buildkit/identity"
 	"github.com/moby/buildkit/util/bklog"
+	"github.com/sirupsen/logrus"
 )
 
 // Wrap returns an executor that runs every container through inner, with the
@@ -47,12 +48,17 @@ type wrapped struct {
 var _ bkexecutor.Executor = (*wrapped)(nil)
 
 // Run installs the CAs, runs the process through the inner executor and
-// reverts, also when the process fails or ctx is done. With the default
-// installer the CA set is loaded first: when it is empty (or Options.CAs is
-// nil) the call passes straight through, without mounting the container's
-// filesystem. A failed install (or CA set load) runs the process without CAs
-// (with a warning), or fails the exec when Options.Strict is set; a failed
-// revert always fails the exec, so no layer holding our CAs is committed.
+// reverts, also when the process fails or ctx is done. The CA set is loaded
+// from Options.CAs first: when it is empty (or Options.CAs is nil) the call
+// passes straight through, without mounting the container's filesystem.
+//
+// Run is the one owner of the per-exec policy (docs/design.md invariant 4):
+// a failed install (or CA set load, or mount) is rolled back by the
+// installer and runs the process without CAs, with one warning, or fails
+// the exec when Options.Strict is set, ctx is done or the rollback failed
+// (cacerts.ErrRollbackFailed); a failed revert always fails the exec, so no
+// layer holding our CAs is committed. Every log line of the exec, cacerts'
+// included, carries the "exec" field.
 func (w *wrapped) Run(ctx context.Context, id string, root bkexecutor.Mount, mounts []bkexecutor.Mount, process bkexecutor.ProcessInfo, started chan<- struct{}) (_ resourcestypes.Recorder, retErr error) {
 	start := time.Now()
 	if id == "" {
@@ -67,15 +73,17 @@ func (w *wrapped) Run(ctx context.Context, id string, root bkexecutor.Mount, mou
 		rep.Distro, rep.Path = info.distro, info.path
 		w.report(ctx, rep)
 	}()
+	log := bklog.G(ctx).WithField("exec", execName(id))
 	skipped := func(reason string) {
 		rep.Outcome, rep.SkipReason = OutcomeSkipped, reason
 	}
 	if skip, reason := w.skipReason(root, process.Meta); skip != "" {
-		bklog.G(ctx).WithField("exec", execName(id)).Debugf("cacerts: not installing: %s", skip)
+		log.Debugf("cacerts: not installing: %s", skip)
 		skipped(reason)
 		return w.inner.Run(ctx, id, root, mounts, process, started)
 	}
-	log := bklog.G(ctx).WithField("exec", execName(id))
+	// The installer's lines (cacerts', the sibling's) carry the exec id.
+	ctx = bklog.WithLogger(ctx, log)
 
 	// Like BuildKit's executors, started is closed also when the container
 	// never starts; the inner executor closes it once it is called.
@@ -86,44 +94,55 @@ func (w *wrapped) Run(ctx context.Context, id string, root bkexecutor.Mount, mou
 		rep.Outcome, rep.Err = OutcomeFailedClosed, err
 		return nil, err
 	}
-	failOpen := func(err error) {
+	// installFailed decides, once for every way an install can fail,
+	// whether the exec fails (true) or runs without the CAs.
+	installFailed := func(what string, err error) bool {
+		// A failed rollback may have left our changes in the root: never
+		// run (and commit) the exec then, strict or not.
+		if w.opts.Strict || ctx.Err() != nil || errors.Is(err, cacerts.ErrRollbackFailed) {
+			return true
+		}
+		l := log.WithError(err)
+		if le := (*cacerts.LimitError)(nil); errors.As(err, &le) {
+			l = l.WithFields(logrus.Fields{"limit": le.Knob, "path": le.Path})
+		}
+		l.Warnf("cacerts: running without the engine's CA certificates: %s failed", what)
 		rep.Outcome, rep.Err = OutcomeFailedOpen, err
+		return false
 	}
 
-	// The default installer's CA set is read before anything is mounted:
-	// with no certificates to install, the exec passes straight through.
-	install := w.opts.Installer.Install
-	if d, ok := w.opts.Installer.(*defaultInstaller); ok {
-		set, err := d.load(ctx)
-		if err != nil {
-			if w.opts.Strict || ctx.Err() != nil {
+	// The CA set is read before anything is mounted: with no certificates
+	// to install, the exec passes straight through.
+	var set *cacerts.Set
+	if w.opts.CAs != nil {
+		var err error
+		if set, err = w.opts.CAs.Load(ctx); err != nil {
+			err = fmt.Errorf("reading the engine's CA certificates: %w", err)
+			if installFailed("reading the CA set", err) {
 				return fail(fmt.Errorf("cacerts: installing CA certificates: %w", err))
 			}
-			log.WithError(err).Warn("cacerts: running without the engine's CA certificates: install failed")
-			failOpen(err)
 			return w.inner.Run(ctx, id, root, mounts, process, started)
 		}
-		rep.CAs = set.Len()
-		if set.Len() == 0 {
-			log.Debug("cacerts: not installing: the engine's CA set is empty")
-			skipped(SkipNoCAs)
-			return w.inner.Run(ctx, id, root, mounts, process, started)
-		}
-		install = func(ctx context.Context, c *Container) (Revert, error) { return d.install(ctx, c, set) }
+	}
+	rep.CAs = set.Len()
+	if set.Len() == 0 {
+		log.Debug("cacerts: not installing: the engine's CA set is empty")
+		skipped(SkipNoCAs)
+		return w.inner.Run(ctx, id, root, mounts, process, started)
 	}
 
 	specs, err := acquireSpecs(ctx, root, mounts)
 	if err != nil {
-		if w.opts.Strict {
+		if installFailed("mounting the container's filesystem", err) {
 			return fail(fmt.Errorf("cacerts: mounting the container's filesystem (strict mode): %w", err))
 		}
-		log.WithError(err).Warn("cacerts: not installing: mounting the container's filesystem failed")
-		failOpen(err)
 		return w.inner.Run(ctx, id, root, mounts, process, started)
 	}
 	defer specs.release(log)
 
 	c := &Container{
+		CAs:             set,
+		Install:         w.opts.Install,
 		ID:              id,
 		Root:            specs.root,
 		Mounts:          specs.mounts,
@@ -141,7 +160,7 @@ func (w *wrapped) Run(ctx context.Context, id string, root bkexecutor.Mount, mou
 			specs:    specs.byDest(),
 		},
 	}
-	revert, err := install(ctx, c)
+	revert, err := w.opts.Installer.Install(ctx, c)
 	rep.Install = time.Since(start)
 	if err != nil {
 		if revert != nil {
@@ -150,13 +169,9 @@ func (w *wrapped) Run(ctx context.Context, id string, root bkexecutor.Mount, mou
 			}
 			revert = nil
 		}
-		// A failed rollback may have left our changes in the root: never
-		// run (and commit) the exec then, strict or not.
-		if w.opts.Strict || ctx.Err() != nil || errors.Is(err, cacerts.ErrRollbackFailed) {
+		if installFailed("the install", err) {
 			return fail(fmt.Errorf("cacerts: installing CA certificates: %w", err))
 		}
-		log.WithError(err).Warn("cacerts: running without the engine's CA certificates: install failed")
-		failOpen(err)
 	}
 	installed := time.Since(start)
 
@@ -204,7 +219,7 @@ func (w *wrapped) revert(ctx context.Context, revert Revert) error {
 // when it does.
 func (w *wrapped) skipReason(root bkexecutor.Mount, meta bkexecutor.Meta) (string, string) {
 	switch {
-	case w.opts.Mode == ModeOff:
+	case w.opts.Install.Method == cacerts.MethodNone:
 		return "mode off", SkipModeOff
 	case optedOut(meta.Env):
 		return OptOutEnv + "=off in the process environment", SkipOptOut

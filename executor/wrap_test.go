@@ -149,8 +149,24 @@ func newHarness(t testing.TB) *harness {
 	}
 }
 
+// Errors the fakes return, matched with errors.Is through Wrap's wrapping.
+var (
+	errExit1     = errors.New("exit code 1")
+	errCancelled = errors.New("cancelled by test")
+	errLeft      = errors.New("left /etc/ssl/certs/x.pem")
+	errNoBundle  = errors.New("no bundle")
+	errBadDir    = errors.New("bad dir")
+)
+
+// oneCA is a CA source with one (placeholder) certificate: enough for Wrap
+// to call a fake installer.
+var oneCA = staticCAs{set: &cacerts.Set{Certs: []*cacerts.Cert{{Name: "buildkit-x"}}}}
+
 func (h *harness) run(ctx context.Context, opts Options, args ...string) error {
 	opts.Installer = h.inst
+	if opts.CAs == nil {
+		opts.CAs = oneCA
+	}
 	w := Wrap(h.inner, opts)
 	_, err := w.Run(ctx, "", h.root, h.mnts, bkexecutor.ProcessInfo{Meta: bkexecutor.Meta{Args: args, Env: []string{"PATH=/bin"}}}, nil)
 	return err
@@ -172,29 +188,29 @@ func TestWrapOrder(t *testing.T) {
 		cancel  bool
 		opts    Options
 		want    []string
-		wantErr string
+		wantErr error
 	}{
 		{name: "success", args: "user", want: fullOrder},
 		{
 			name:    "process fails, revert still runs",
 			args:    "user",
-			setup:   func(h *harness) { h.inner.fail["user"] = errors.New("exit code 1") },
+			setup:   func(h *harness) { h.inner.fail["user"] = errExit1 },
 			want:    fullOrder,
-			wantErr: "exit code 1",
+			wantErr: errExit1,
 		},
 		{
 			name:    "cancelled, revert runs with a live context",
 			args:    "block",
 			cancel:  true,
 			want:    []string{"mount root", "mount cache", "install", "run update-ca-certificates", "run block", "revert", "release cache", "release root"},
-			wantErr: "cancelled by test",
+			wantErr: errCancelled,
 		},
 		{
 			name:    "revert fails, exec fails",
 			args:    "user",
-			setup:   func(h *harness) { h.inst.revertErr = errors.New("left /etc/ssl/certs/x.pem") },
+			setup:   func(h *harness) { h.inst.revertErr = errLeft },
 			want:    fullOrder,
-			wantErr: "left /etc/ssl/certs/x.pem",
+			wantErr: errLeft,
 		},
 		{
 			name:  "install fails, process runs without CAs",
@@ -206,9 +222,9 @@ func TestWrapOrder(t *testing.T) {
 			name:    "install fails in strict mode, process does not run",
 			args:    "user",
 			opts:    Options{Strict: true},
-			setup:   func(h *harness) { h.inst.installErr = errors.New("no bundle") },
+			setup:   func(h *harness) { h.inst.installErr = errNoBundle },
 			want:    []string{"mount root", "mount cache", "install", "run update-ca-certificates", "release cache", "release root"},
-			wantErr: "no bundle",
+			wantErr: errNoBundle,
 		},
 		{
 			name: "install fails and its rollback fails: process does not run, even without strict",
@@ -217,7 +233,7 @@ func TestWrapOrder(t *testing.T) {
 				h.inst.installErr = fmt.Errorf("no bundle; %w: left x.pem", cacerts.ErrRollbackFailed)
 			},
 			want:    []string{"mount root", "mount cache", "install", "run update-ca-certificates", "release cache", "release root"},
-			wantErr: "left x.pem",
+			wantErr: cacerts.ErrRollbackFailed,
 		},
 		{
 			name:  "sibling fails, process runs without CAs",
@@ -225,7 +241,7 @@ func TestWrapOrder(t *testing.T) {
 			setup: func(h *harness) { h.inner.fail["update-ca-certificates"] = errors.New("exit code 2") },
 			want:  []string{"mount root", "mount cache", "install", "run update-ca-certificates", "run user", "release cache", "release root"},
 		},
-		{name: "mode off passes through", args: "user", opts: Options{Mode: ModeOff}, want: []string{"run user"}},
+		{name: "mode off passes through", args: "user", opts: Options{Install: cacerts.Options{Method: cacerts.MethodNone}}, want: []string{"run user"}},
 		{
 			name:  "read-only root passes through",
 			args:  "user",
@@ -242,14 +258,14 @@ func TestWrapOrder(t *testing.T) {
 			ctx, cancel := context.WithCancelCause(context.Background())
 			defer cancel(nil)
 			if tc.cancel {
-				time.AfterFunc(20*time.Millisecond, func() { cancel(errors.New("cancelled by test")) })
+				time.AfterFunc(20*time.Millisecond, func() { cancel(errCancelled) })
 			}
 			err := h.run(ctx, tc.opts, tc.args)
-			if tc.wantErr == "" && err != nil {
+			if tc.wantErr == nil && err != nil {
 				t.Fatalf("Run: %v", err)
 			}
-			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
-				t.Fatalf("Run error = %v, want one containing %q", err, tc.wantErr)
+			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+				t.Fatalf("Run error = %v, want one matching %v", err, tc.wantErr)
 			}
 			if got := h.rec.get(); !slices.Equal(got, tc.want) {
 				t.Errorf("calls:\n got %q\nwant %q", got, tc.want)
@@ -263,7 +279,7 @@ func TestWrapOrder(t *testing.T) {
 func TestStartedClosedOnEarlyFailure(t *testing.T) {
 	h := newHarness(t)
 	h.inst.installErr = errors.New("no bundle")
-	w := Wrap(h.inner, Options{Installer: h.inst, Strict: true})
+	w := Wrap(h.inner, Options{CAs: oneCA, Installer: h.inst, Strict: true})
 	started := make(chan struct{})
 	_, err := w.Run(context.Background(), "ctr", h.root, nil, bkexecutor.ProcessInfo{Meta: bkexecutor.Meta{Args: []string{"user"}}}, started)
 	if err == nil {
@@ -282,7 +298,7 @@ func TestWrapOptOut(t *testing.T) {
 		{OptOutEnv + "=on", OptOutEnv + "=OFF"},
 	} {
 		h := newHarness(t)
-		w := Wrap(h.inner, Options{Installer: h.inst})
+		w := Wrap(h.inner, Options{CAs: oneCA, Installer: h.inst})
 		_, err := w.Run(context.Background(), "", h.root, nil, bkexecutor.ProcessInfo{Meta: bkexecutor.Meta{Args: []string{"user"}, Env: env}}, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -300,7 +316,7 @@ func TestWrapOptOut(t *testing.T) {
 // user's environment, stdio, TTY or started channel.
 func TestSiblingProcess(t *testing.T) {
 	h := newHarness(t)
-	w := Wrap(h.inner, Options{Installer: h.inst})
+	w := Wrap(h.inner, Options{CAs: oneCA, Installer: h.inst})
 	userOut := &cappedBuffer{max: 1 << 10}
 	started := make(chan struct{})
 	meta := bkexecutor.Meta{Args: []string{"user"}, Env: []string{"SECRET=1", "PATH=/x"}, Tty: true, User: "1000", Cwd: "/src", NetMode: pb.NetMode_HOST, Hostname: "h"}
@@ -351,30 +367,19 @@ func TestSiblingTimeout(t *testing.T) {
 	rec := &recorder{}
 	s := &sibling{inner: &fakeInner{rec: rec}, timeout: 30 * time.Millisecond, log: testLog()}
 	_, err := s.Run(context.Background(), []string{"block"})
-	if err == nil || !strings.Contains(err.Error(), "timed out") {
-		t.Fatalf("Run = %v, want a timeout", err)
+	if !errors.Is(err, ErrSiblingTimeout) {
+		t.Fatalf("Run = %v, want ErrSiblingTimeout", err)
 	}
 }
 
 func TestExecPassesThrough(t *testing.T) {
 	h := newHarness(t)
-	w := Wrap(h.inner, Options{Installer: h.inst})
+	w := Wrap(h.inner, Options{CAs: oneCA, Installer: h.inst})
 	if err := w.Exec(context.Background(), "ctr1", bkexecutor.ProcessInfo{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := h.rec.get(); !slices.Equal(got, []string{"exec ctr1"}) {
 		t.Errorf("calls %q", got)
-	}
-}
-
-func TestParseMode(t *testing.T) {
-	for in, want := range map[string]Mode{"": ModeAuto, "auto": ModeAuto, "command": ModeCommand, "fast": ModeFast, "off": ModeOff} {
-		if got, err := ParseMode(in); err != nil || got != want {
-			t.Errorf("ParseMode(%q) = %q, %v; want %q", in, got, err, want)
-		}
-	}
-	if _, err := ParseMode("sometimes"); err == nil {
-		t.Error("ParseMode accepted an unknown mode")
 	}
 }
 
@@ -389,7 +394,7 @@ func TestRunsDoNotWaitOnEachOther(t *testing.T) {
 		}
 		return func(context.Context) error { return nil }, nil
 	})
-	w := Wrap(h.inner, Options{Installer: inst})
+	w := Wrap(h.inner, Options{CAs: oneCA, Installer: inst})
 	p := bkexecutor.ProcessInfo{Meta: bkexecutor.Meta{Args: []string{"user"}}}
 	slowDone := make(chan error, 1)
 	go func() {
@@ -440,7 +445,7 @@ func TestEmptyCASetPassesThrough(t *testing.T) {
 		name    string
 		opts    Options
 		want    []string
-		wantErr string
+		wantErr error
 		loads   int
 	}{
 		{name: "no CA source", opts: Options{}, want: []string{"run user"}},
@@ -449,15 +454,15 @@ func TestEmptyCASetPassesThrough(t *testing.T) {
 		{name: "empty set, strict", opts: Options{CAs: staticCAs{set: &cacerts.Set{}}, Strict: true}, want: []string{"run user"}, loads: 1},
 		{
 			name:  "source fails: process runs without CAs",
-			opts:  Options{CAs: staticCAs{err: errors.New("bad dir")}},
+			opts:  Options{CAs: staticCAs{err: errBadDir}},
 			want:  []string{"run user"},
 			loads: 1,
 		},
 		{
 			name:    "source fails in strict mode: process does not run",
-			opts:    Options{CAs: staticCAs{err: errors.New("bad dir")}, Strict: true},
+			opts:    Options{CAs: staticCAs{err: errBadDir}, Strict: true},
 			want:    nil,
-			wantErr: "bad dir",
+			wantErr: errBadDir,
 			loads:   1,
 		},
 		{
@@ -480,11 +485,11 @@ func TestEmptyCASetPassesThrough(t *testing.T) {
 			w := Wrap(h.inner, tc.opts)
 			started := make(chan struct{})
 			_, err := w.Run(context.Background(), "", h.root, h.mnts, bkexecutor.ProcessInfo{Meta: bkexecutor.Meta{Args: []string{"user"}}}, started)
-			if tc.wantErr == "" && err != nil {
+			if tc.wantErr == nil && err != nil {
 				t.Fatalf("Run: %v", err)
 			}
-			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
-				t.Fatalf("Run error = %v, want one containing %q", err, tc.wantErr)
+			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+				t.Fatalf("Run error = %v, want one matching %v", err, tc.wantErr)
 			}
 			if got := h.rec.get(); !slices.Equal(got, tc.want) {
 				t.Errorf("calls:\n got %q\nwant %q", got, tc.want)

@@ -38,8 +38,10 @@ import (
 //	  max_certifi_bundles = 64
 //	  max_cert_dirs = 16
 type cacertsConfig struct {
-	Dir            string          `toml:"dir"`
-	Mode           string          `toml:"mode"`
+	Dir string `toml:"dir"`
+	// Mode is parsed where it is read (cacerts.Method's UnmarshalText):
+	// the file's value by the TOML decoder, the flag's by applyCACertsFlags.
+	Mode           cacerts.Method  `toml:"mode"`
 	Strict         bool            `toml:"strict"`
 	SiblingTimeout config.Duration `toml:"sibling_timeout"`
 	// CombineAbove is executor.Options.CombineAbove: 0 (or absent) means
@@ -108,9 +110,6 @@ func loadCACertsConfig(path string) (cacertsConfig, error) {
 	if cc.Dir == "" {
 		cc.Dir = defaultCACertsDir()
 	}
-	if _, err := executor.ParseMode(cc.Mode); err != nil {
-		return cacertsConfig{}, errors.Wrapf(err, "[cacerts] mode in %s", path)
-	}
 	if _, err := cc.limits(); err != nil {
 		return cacertsConfig{}, errors.Wrapf(err, "in %s", path)
 	}
@@ -123,10 +122,9 @@ func applyCACertsFlags(c *cli.Command, cc *cacertsConfig) error {
 		cc.Dir = c.String("cacerts-dir")
 	}
 	if c.IsSet("cacerts-mode") {
-		if _, err := executor.ParseMode(c.String("cacerts-mode")); err != nil {
+		if err := cc.Mode.UnmarshalText([]byte(c.String("cacerts-mode"))); err != nil {
 			return err
 		}
-		cc.Mode = c.String("cacerts-mode")
 	}
 	if c.IsSet("cacerts-strict") {
 		cc.Strict = c.Bool("cacerts-strict")

@@ -7,7 +7,7 @@ import (
 
 	"github.com/moby/buildkit/cmd/buildkitd/config"
 
-	"github.com/buildkit-cacerts/buildkit-cacerts/executor"
+	"github.com/buildkit-cacerts/buildkit-cacerts/cacerts"
 )
 
 // FuzzLoadConfig reads random buildkitd.toml texts the way the daemon does
@@ -32,8 +32,10 @@ func FuzzLoadConfig(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if _, err := executor.ParseMode(cc.Mode); err != nil {
-			t.Errorf("loaded a config with mode %q: %v", cc.Mode, err)
+		if b, err := cc.Mode.MarshalText(); err != nil {
+			t.Errorf("loaded a config with mode %v: %v", cc.Mode, err)
+		} else if m, err := cacerts.ParseMethod(string(b)); err != nil || m != cc.Mode {
+			t.Errorf("loaded a config with mode %v (%q: %v)", cc.Mode, b, err)
 		}
 		if cc.Dir == "" {
 			t.Error("loaded a config without a CA directory")

@@ -45,7 +45,7 @@ root = "/var/lib/x"
 [registry."example.com"]
   http = true
 `,
-			want: cacertsConfig{Dir: "/etc/engine-cas", Mode: "command", Strict: true, SiblingTimeout: config.Duration{Duration: 90 * time.Second}, CombineAbove: 32},
+			want: cacertsConfig{Dir: "/etc/engine-cas", Mode: cacerts.MethodCommand, Strict: true, SiblingTimeout: config.Duration{Duration: 90 * time.Second}, CombineAbove: 32},
 		},
 		{name: "never combine", toml: "[cacerts]\ncombine_above = -1\n", want: cacertsConfig{Dir: cacerts.DefaultDir, CombineAbove: -1}},
 		{name: "combine_above not a number", toml: "[cacerts]\ncombine_above = \"many\"\n", wantErr: true},
@@ -107,20 +107,23 @@ func TestAttrMap(t *testing.T) {
 }
 
 func TestExecutorOptions(t *testing.T) {
-	cc := cacertsConfig{Dir: t.TempDir(), Mode: "fast", Strict: true, CombineAbove: -1}
+	cc := cacertsConfig{Dir: t.TempDir(), Mode: cacerts.MethodFast, Strict: true, CombineAbove: -1}
 	o, err := executorOptions(cc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Mode != executor.ModeFast || !o.Strict || o.CombineAbove != -1 || o.SiblingTimeout != executor.DefaultSiblingTimeout || o.CAs == nil {
+	if o.Install.Method != cacerts.MethodFast || !o.Strict || o.Install.CombineAbove != -1 || o.SiblingTimeout != executor.DefaultSiblingTimeout || o.CAs == nil {
 		t.Errorf("got %+v from %+v", o, cc)
 	}
-	if _, err := executorOptions(cacertsConfig{Mode: "sometimes"}); err == nil {
+	// The mode is parsed where the configuration is read (the TOML
+	// decoder and the flag both use cacerts.Method's UnmarshalText).
+	var m cacerts.Method
+	if err := m.UnmarshalText([]byte("sometimes")); err == nil {
 		t.Error("accepted an unknown mode")
 	}
 }
 
-// TestCACertsLimits: the [cacerts] limit knobs reach executor.Options as
+// TestCACertsLimits: the [cacerts] limit knobs reach executor.Options.Install as
 // cacerts.Limits (MiB turned into bytes, 0 the default); a negative one is
 // refused with the key named.
 func TestCACertsLimits(t *testing.T) {
@@ -134,8 +137,8 @@ func TestCACertsLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := cacerts.Limits{MaxReadBytes: 128 << 20, MaxFiles: 10000, MaxCertifiBundles: 200, MaxCertDirs: 40}
-	if o.Limits != want {
-		t.Errorf("limits %+v, want %+v", o.Limits, want)
+	if o.Install.Limits != want {
+		t.Errorf("limits %+v, want %+v", o.Install.Limits, want)
 	}
 	if _, err := config.LoadFile(p); err != nil {
 		t.Errorf("config.LoadFile: %v", err)
@@ -144,8 +147,8 @@ func TestCACertsLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o, _ := executorOptions(cc); o.Limits != (cacerts.Limits{}) || o.Limits.WithDefaults().MaxReadBytes != cacerts.DefaultMaxReadBytes {
-		t.Errorf("absent limits: %+v, want zero (the defaults)", o.Limits)
+	if o, _ := executorOptions(cc); o.Install.Limits != (cacerts.Limits{}) || o.Install.Limits.WithDefaults().MaxReadBytes != cacerts.DefaultMaxReadBytes {
+		t.Errorf("absent limits: %+v, want zero (the defaults)", o.Install.Limits)
 	}
 	for _, bad := range []string{"max_read_mib = -1", "max_files = -5", "max_certifi_bundles = -1", "max_cert_dirs = -1", "max_read_mib = 2000000"} {
 		_, err := loadCACertsConfig(writeTOML(t, "[cacerts]\n"+bad+"\n"))

@@ -129,8 +129,8 @@ func newController(ctx context.Context, cfg *config.Config, cc cacertsConfig) (*
 
 // logCAs says at startup which CAs RUN containers will trust.
 func logCAs(ctx context.Context, cc cacertsConfig, o executor.Options) {
-	log := bklog.L.WithField("dir", cc.Dir).WithField("mode", o.Mode)
-	if o.Mode == executor.ModeOff {
+	log := bklog.L.WithField("dir", cc.Dir).WithField("mode", cc.Mode)
+	if o.Install.Method == cacerts.MethodNone {
 		log.Info("cacerts: off; RUN containers get no CA certificates")
 		return
 	}
@@ -147,21 +147,15 @@ func logCAs(ctx context.Context, cc cacertsConfig, o executor.Options) {
 
 // executorOptions turns the [cacerts] section into executor.Wrap's options.
 func executorOptions(cc cacertsConfig) (executor.Options, error) {
-	mode, err := executor.ParseMode(cc.Mode)
-	if err != nil {
-		return executor.Options{}, err
-	}
 	limits, err := cc.limits()
 	if err != nil {
 		return executor.Options{}, err
 	}
 	return executor.Options{
-		Limits:         limits,
 		CAs:            cacerts.NewStore(cacerts.StoreOpt{Dir: cc.Dir}),
-		Mode:           mode,
+		Install:        cacerts.Options{Method: cc.Mode, CombineAbove: cc.CombineAbove, Limits: limits},
 		Strict:         cc.Strict,
 		SiblingTimeout: cc.siblingTimeout(),
-		CombineAbove:   cc.CombineAbove,
 	}, nil
 }
 
