@@ -81,8 +81,9 @@ type SweepStats struct {
 // Sweep searches everything the exec wrote for the CAs this journal
 // installed, after Revert, and removes what it finds through fsys (the
 // container root, a fresh view): our PEM blocks from text files, our
-// entries from Java keystores, files that hold nothing but our CAs, copies
-// of files we wrote (put back to their base content), symlinks to our
+// entries from Java keystores (a file the process wrote holding nothing but
+// our CAs is left empty), copies of files we wrote (put back to their base
+// content, or removed), symlinks to our
 // files, and subject-hash links of our CAs that lead to no certificate of
 // that hash. A file holding one of our CAs that cannot be cleaned exactly
 // gives an error wrapping ErrTraceLeft that names it: the caller fails the
