@@ -34,9 +34,15 @@ func chart(r *results, path string) error {
 	if err != nil {
 		return err
 	}
-	right, err := caPlot(r)
-	if err != nil {
-		return err
+	plots := []*plot.Plot{left}
+	// The CA-count plot needs the scaling section (-sections without it,
+	// e.g. overhead only: one plot; a log axis over no point panics).
+	if len(r.Scaling) > 0 {
+		right, err := caPlot(r)
+		if err != nil {
+			return err
+		}
+		plots = append(plots, right)
 	}
 	const w, h = 30 * vg.Centimeter, 12 * vg.Centimeter
 	var c interface {
@@ -50,10 +56,11 @@ func chart(r *results, path string) error {
 	}
 	dc := draw.New(c)
 	pad := 4 * vg.Millimeter
-	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: 1.5 * vg.Centimeter, PadTop: pad, PadBottom: pad, PadLeft: pad, PadRight: pad}
-	cs := plot.Align([][]*plot.Plot{{left, right}}, tiles, dc)
-	left.Draw(cs[0][0])
-	right.Draw(cs[0][1])
+	tiles := draw.Tiles{Rows: 1, Cols: len(plots), PadX: 1.5 * vg.Centimeter, PadTop: pad, PadBottom: pad, PadLeft: pad, PadRight: pad}
+	cs := plot.Align([][]*plot.Plot{plots}, tiles, dc)
+	for i, p := range plots {
+		p.Draw(cs[0][i])
+	}
 	f, err := os.Create(path)
 	if err != nil {
 		return err
