@@ -216,6 +216,9 @@ func TestShipImage(t *testing.T) {
 			last[e.name] = e.hdr
 		}
 	}
+	if h := last["home/user/.config/buildkit"]; h == nil || h.Typeflag != tar.TypeSymlink || h.Linkname != "/etc/buildkit" {
+		t.Errorf("rootless image: ~/.config/buildkit should link to /etc/buildkit (buildx's kubernetes driver mounts the config there): %+v", h)
+	}
 	// newuidmap/newgidmap carry file capabilities, not the setuid bit
 	// (setuid, RootlessKit fails in a container without CAP_SYS_ADMIN).
 	for _, p := range []string{"usr/bin/newuidmap", "usr/bin/newgidmap"} {
