@@ -226,24 +226,3 @@ func (s *Set) whyNot(data []byte, h hit) error {
 func isSpace(b []byte) bool {
 	return len(bytes.TrimLeft(b, " \t\r\n\v\f")) == 0
 }
-
-// OnlyOurs reports whether data holds at least one certificate of s and
-// nothing else but whitespace: PEM blocks of our certificates only, or our
-// certificates' DER: the whole file is our trace. A keystore never is.
-func (s *Set) OnlyOurs(data []byte) bool {
-	hits := s.find(data)
-	if len(hits) == 0 {
-		return false
-	}
-	cur := 0
-	for _, h := range hits {
-		if h.Offset < cur || !(h.Format == FormatPEM && h.removable || h.Format == FormatDER) {
-			return false
-		}
-		if !isSpace(data[cur:h.Offset]) {
-			return false
-		}
-		cur = h.end
-	}
-	return isSpace(data[cur:])
-}

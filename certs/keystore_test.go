@@ -130,9 +130,6 @@ func TestKeystores(t *testing.T) {
 			if !slices.Equal(hits, tt.hits) {
 				t.Fatalf("Find = %+v, want %+v", hits, tt.hits)
 			}
-			if set.OnlyOurs(tt.in) {
-				t.Error("OnlyOurs is true for a keystore")
-			}
 			out, n, err := set.Strip(tt.in)
 			switch {
 			case tt.strip:

@@ -73,10 +73,6 @@ func TestStripPEM(t *testing.T) {
 			if h := set.Find(out); len(h) != 0 {
 				t.Fatalf("Find after Strip: %+v", h)
 			}
-			wantOnly := tt.removed > 0 && len(bytes.TrimSpace([]byte(tt.want))) == 0
-			if got := set.OnlyOurs(in); got != wantOnly {
-				t.Errorf("OnlyOurs = %v, want %v", got, wantOnly)
-			}
 		})
 	}
 }
@@ -97,9 +93,6 @@ func TestStripPEMInsideOtherBlock(t *testing.T) {
 		t.Fatalf("Strip error = %v, want a PEM StripError", err)
 	}
 	t.Log(err)
-	if set.OnlyOurs(in) {
-		t.Error("OnlyOurs is true for a block that is not only ours")
-	}
 }
 
 // TestNextPEMLinear: a file of BEGIN lines without END lines is scanned in
