@@ -537,11 +537,16 @@ func (s *sweeper) cleanFile(f sweepFile, userCAs map[int]bool) error {
 	if removed == 0 || bytes.Equal(out, data) {
 		return nil
 	}
+	return s.rewrite(p, now, out, "our CAs")
+}
+
+// rewrite writes data to the process's file p (now: its state) in place of
+// what it held, keeping its mode and times: the file is the process's.
+func (s *sweeper) rewrite(p string, now state, data []byte, without string) error {
 	s.touchDir(path.Dir(p))
-	if err := s.fsys.WriteFile(p, out, now.mode.Perm()); err != nil {
-		return fmt.Errorf("%w: %s: writing it without our CAs: %v", ErrTraceLeft, p, err)
+	if err := s.fsys.WriteFile(p, data, now.mode.Perm()); err != nil {
+		return fmt.Errorf("%w: %s: writing it without %s: %v", ErrTraceLeft, p, without, err)
 	}
-	// The file is the process's: keep its times.
 	if err := s.fsys.Lchtimes(p, now.atime, now.mtime); err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrTraceLeft, p, err)
 	}
@@ -614,14 +619,9 @@ func (s *sweeper) cleanFacts(ctx context.Context) error {
 		if n == 0 {
 			continue
 		}
-		s.touchDir(path.Dir(p))
-		if err := s.fsys.WriteFile(p, out, now.mode.Perm()); err != nil {
-			return fmt.Errorf("%w: %s: writing it without the facts derived from our CAs: %v", ErrTraceLeft, p, err)
+		if err := s.rewrite(p, now, out, "the facts derived from our files"); err != nil {
+			return err
 		}
-		if err := s.fsys.Lchtimes(p, now.atime, now.mtime); err != nil {
-			return fmt.Errorf("%w: %s: %v", ErrTraceLeft, p, err)
-		}
-		s.st.Cleaned = append(s.st.Cleaned, p)
 	}
 	return nil
 }
