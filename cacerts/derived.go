@@ -89,9 +89,28 @@ type derivedFacts struct {
 	// names are the base names of files we created.
 	names map[string]bool
 	// digests maps a lower-case hex digest to what replaces it: "" drops
-	// the line holding it.
+	// the line holding it. Digests of files we wrote are in wrote until one
+	// is found (its replacement hashes the base file).
 	digests map[string]string
 	j       *Journal
+}
+
+// lookup returns what replaces the digest norm and whether it is ours.
+func (d *derivedFacts) lookup(norm []byte) (string, bool) {
+	if repl, ok := d.digests[string(norm)]; ok {
+		return repl, true
+	}
+	w, ok := d.j.wroteDigests[string(norm)]
+	if !ok && len(norm) < 64 && len(d.j.wroteLarge) > 0 {
+		d.j.digestLarge()
+		w, ok = d.j.wroteDigests[string(norm)]
+	}
+	if !ok {
+		return "", false
+	}
+	repl := w.replacement()
+	d.digests[string(norm)] = repl
+	return repl, true
 }
 
 // derived returns the journal's derived facts, or nil when it has none.
@@ -109,10 +128,7 @@ func (j *Journal) derived() *derivedFacts {
 			d.digests[hex.EncodeToString(h)] = ""
 		}
 	}
-	for h, w := range j.wroteDigests {
-		d.digests[h] = w.replacement()
-	}
-	if len(d.names) == 0 && len(d.digests) == 0 {
+	if len(d.names) == 0 && len(d.digests) == 0 && len(j.wroteDigests) == 0 && len(j.wroteLarge) == 0 {
 		return nil
 	}
 	return d
@@ -120,20 +136,11 @@ func (j *Journal) derived() *derivedFacts {
 
 // digestLarge takes the MD5 and SHA-1 of the large files we wrote, once:
 // a token as long as one of those was seen.
-func (d *derivedFacts) digestLarge() {
-	j := d.j
-	if len(j.wroteLarge) == 0 {
-		return
-	}
+func (j *Journal) digestLarge() {
 	for _, b := range j.wroteLarge {
 		j.noteDigests(b.e, b.data)
 	}
 	j.wroteLarge = nil
-	for h, w := range j.wroteDigests {
-		if _, ok := d.digests[h]; !ok {
-			d.digests[h] = w.replacement()
-		}
-	}
 }
 
 // replacement is the digest of w's file as the image had it, or "" when
@@ -270,12 +277,7 @@ func (d *derivedFacts) tokens(b []byte, f func(i, j int, repl string, drop bool)
 			}
 			j, norm := hexToken(span, i, scratch[:0])
 			if norm != nil {
-				repl, ok := d.digests[string(norm)]
-				if !ok && len(norm) < 64 && len(d.j.wroteLarge) > 0 {
-					d.digestLarge()
-					repl, ok = d.digests[string(norm)]
-				}
-				if ok && !f(i, j, repl, repl == "") {
+				if repl, ok := d.lookup(norm); ok && !f(i, j, repl, repl == "") {
 					return
 				}
 			}
