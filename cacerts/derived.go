@@ -2,13 +2,17 @@ package cacerts
 
 import (
 	"bytes"
+	"context"
 	"crypto/md5"
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"hash"
 	"path"
 	"strings"
+
+	"github.com/moby/buildkit/util/bklog"
 )
 
 // Derived facts (docs/design.md, "The sweep: derived facts"): what a
@@ -360,3 +364,42 @@ func isHexOrColon(c byte) bool { return class[c]&(classHex|classColon) != 0 }
 func isHexByte(c byte) bool { return class[c]&classHex != 0 }
 
 func isNameByte(c byte) bool { return class[c]&className != 0 }
+
+// cleanFacts edits the derived facts out of the text files holding them
+// (derived.go), keeping each line the base file at that path has. A file
+// too large to edit is logged and kept: a name or a digest is not a CA.
+func (s *sweeper) cleanFacts(ctx context.Context) error {
+	for _, p := range s.factFiles {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("removing facts derived from engine CAs: %w", err)
+		}
+		now, err := lstat(s.fsys, p, false)
+		if err != nil || !now.isReg() {
+			continue
+		}
+		if now.size > maxSweepEdit {
+			bklog.G(ctx).WithField("path", p).Warn("cacerts: a file the exec wrote names one of our files or digests, and is too large to edit")
+			continue
+		}
+		data, err := s.fsys.ReadFileLimit(p, maxSweepEdit)
+		if err != nil || bytes.IndexByte(data, 0) >= 0 {
+			continue
+		}
+		keep := map[string]bool{}
+		if base := s.base(); base != nil {
+			if b, err := base.ReadFileLimit(p, maxSweepEdit); err == nil {
+				for _, l := range bytes.SplitAfter(b, []byte("\n")) {
+					keep[string(l)] = true
+				}
+			}
+		}
+		out, n := s.facts.edit(data, keep)
+		if n == 0 {
+			continue
+		}
+		if err := s.rewrite(p, now, out, "the facts derived from our files"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
