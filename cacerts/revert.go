@@ -413,8 +413,9 @@ func (j *Journal) packageMtime(fsys FS, list string) (time.Time, bool) {
 	count := map[time.Time]int{}
 	var best time.Time
 	files := 0
-	for _, p := range strings.Split(string(data), "\n") {
-		if files >= 16 {
+	// The list is the image's: look at no more than 256 of its paths.
+	for i, p := range strings.Split(string(data), "\n") {
+		if files >= 16 || i >= 256 {
 			break
 		}
 		if !path.IsAbs(p) || j.hasEntry(p) {
