@@ -67,12 +67,18 @@ func (j *Journal) noteWrote(e *entry, data []byte) {
 	}
 	j.oursSums[sum] = e
 	j.wroteDigests[hex.EncodeToString(sum[:])] = wroteDigest{"sha256", e}
-	if len(data) > maxDigestAll {
+	if len(data) > maxDigestAll && j.wroteLargeBytes+len(data) <= maxWroteLarge {
 		j.wroteLarge = append(j.wroteLarge, wroteBlob{e, data})
+		j.wroteLargeBytes += len(data)
 		return
 	}
 	j.noteDigests(e, data)
 }
+
+// maxWroteLarge caps what an exec keeps of the large files we wrote until
+// its sweep (an image chooses how many certifi bundles we append to):
+// past it, their MD5 and SHA-1 are taken as they are written.
+const maxWroteLarge = 16 << 20
 
 // noteDigests records data's MD5 and SHA-1.
 func (j *Journal) noteDigests(e *entry, data []byte) {
@@ -144,7 +150,7 @@ func (j *Journal) digestLarge() {
 	for _, b := range j.wroteLarge {
 		j.noteDigests(b.e, b.data)
 	}
-	j.wroteLarge = nil
+	j.wroteLarge, j.wroteLargeBytes = nil, 0
 }
 
 // replacement is the digest of w's file as the image had it, or "" when

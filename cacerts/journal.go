@@ -128,7 +128,8 @@ type Journal struct {
 	wroteDigests map[string]wroteDigest
 	// wroteLarge are the files we wrote too large to digest but by
 	// SHA-256 at once, kept as written for the sweep (derived.go).
-	wroteLarge []wroteBlob
+	wroteLarge      []wroteBlob
+	wroteLargeBytes int // their total size, at most maxWroteLarge
 	// anchorDirs are the image's anchor directories: a CA the process put
 	// there itself during the exec is the image's, not our trace.
 	anchorDirs []string
